@@ -1,0 +1,204 @@
+//! `loupe inspect`: run the engine over images and folders, writing four outputs per image.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, OwnedImage, render};
+
+use crate::report::ImageReport;
+
+/// File extensions taken from folders.
+const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
+
+/// Arguments of `loupe inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Image files or folders (folders are searched recursively for PNG, JPEG, BMP and TIFF files).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Model directory (overrides `model.dir`).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Prompt bank file (overrides `prompts.bank`).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Configuration file (TOML, JSON or YAML); `LOUPE_SECTION__FIELD` variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Defect words, comma-separated: restricts or extends the bank's vocabulary.
+    #[arg(long, value_delimiter = ',')]
+    defects: Option<Vec<String>>,
+    /// Output folder.
+    #[arg(long, default_value_os_t = crate::default_out())]
+    out: PathBuf,
+    /// Gaussian smoothing sigma of the anomaly map (pixels); 0 = none.
+    #[arg(long)]
+    smoothing: Option<f32>,
+    /// Image score threshold.
+    #[arg(long)]
+    image_threshold: Option<f32>,
+    /// Anomaly-map threshold of the mask.
+    #[arg(long)]
+    pixel_threshold: Option<f32>,
+}
+
+impl InspectArgs {
+    /// Configuration file + environment, then command-line flags on top; re-validated as a whole.
+    fn config(&self) -> Result<LoupeConfig, LoupeError> {
+        let mut cfg = LoupeConfig::load(self.config.as_deref())?;
+        if let Some(m) = &self.model {
+            cfg.model.dir = Some(m.clone());
+        }
+        if let Some(p) = &self.prompts {
+            cfg.prompts.bank = Some(p.clone());
+        }
+        if let Some(d) = &self.defects {
+            cfg.prompts.defects = Some(d.clone());
+        }
+        if let Some(s) = self.smoothing {
+            cfg.postprocess.smoothing_sigma = s;
+        }
+        if let Some(t) = self.image_threshold {
+            cfg.postprocess.image_threshold = t;
+        }
+        if let Some(t) = self.pixel_threshold {
+            cfg.postprocess.pixel_threshold = Some(t);
+        }
+        let value =
+            serde_json::to_value(&cfg).map_err(|e| LoupeError::ConfigSyntax { file: None, message: e.to_string() })?;
+        LoupeConfig::from_value(&value, self.config.as_deref())
+    }
+}
+
+/// Runs `loupe inspect`. Exit status: 0 all images inspected, 1 some failed, 2 nothing could run.
+pub fn run(args: &InspectArgs) -> ExitCode {
+    let engine = match args.config().and_then(|cfg| loupe_dapo::build_engine(&cfg)) {
+        Ok(e) => e,
+        Err(e) => {
+            crate::print_error("", &e);
+            return ExitCode::from(2);
+        }
+    };
+    let images = match collect_images(&args.inputs) {
+        Ok(v) if !v.is_empty() => v,
+        Ok(_) => {
+            crate::print_error("", &"no images found in the given paths");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            crate::print_error("", &e);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        crate::print_error(&format!("cannot create output folder {}: ", args.out.display()), &e);
+        return ExitCode::from(2);
+    }
+    let bar = ProgressBar::new(images.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} elapsed, ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut names = HashSet::new();
+    let (mut failed, mut anomalous) = (0usize, 0usize);
+    for path in &images {
+        bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        match inspect_one(&engine, path, &args.out, &mut names) {
+            Ok(d) => anomalous += usize::from(d.is_anomalous),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| crate::print_error("", &e));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let ok = images.len() - failed;
+    println!(
+        "inspected {ok} of {} images ({anomalous} anomalous, {failed} failed); results in {}",
+        images.len(),
+        args.out.display()
+    );
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Expands folders (recursively, sorted) and keeps files as given; a missing path is an error.
+fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoupeError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, &mut out)?;
+        } else if input.exists() {
+            out.push(input.clone());
+        } else {
+            return Err(LoupeError::io(
+                input,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoupeError> {
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(|e| LoupeError::io(dir, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// A file stem not used yet in this run (`part`, `part-2`, ...), so same-named images in different folders do not
+/// overwrite each other.
+fn unique_stem(path: &Path, used: &mut HashSet<String>) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let mut name = stem.clone();
+    let mut n = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{stem}-{n}");
+        n += 1;
+    }
+    name
+}
+
+fn inspect_one(engine: &Engine, path: &Path, out: &Path, used: &mut HashSet<String>) -> Result<Detection, LoupeError> {
+    let image = OwnedImage::open(path)?;
+    let d = engine.inspect_one(&image.view())?;
+    let stem = unique_stem(path, used);
+    let range = engine.backbone().geometry().layers as f32;
+    let (w, h) = (d.anomaly_map.width as u32, d.anomaly_map.height as u32);
+    let mut rgb = image.view().to_rgb();
+    if rgb.dimensions() != (w, h) {
+        rgb = image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
+    }
+    let files: [(&'static str, String); 3] = [
+        ("heatmap", format!("{stem}_heatmap.png")),
+        ("mask", format!("{stem}_mask.png")),
+        ("overlay", format!("{stem}_overlay.png")),
+    ];
+    let save = |name: &str, result: image::ImageResult<()>| {
+        result.map_err(|e| LoupeError::Image { path: out.join(name), reason: format!("cannot write: {e}") })
+    };
+    save(&files[0].1, render::heatmap(&d.anomaly_map, range).save(out.join(&files[0].1)))?;
+    save(&files[1].1, render::mask_image(&d).save(out.join(&files[1].1)))?;
+    save(&files[2].1, render::overlay(&rgb, &d, range).save(out.join(&files[2].1)))?;
+    let outputs: BTreeMap<&'static str, String> = files.into_iter().collect();
+    let report = ImageReport::new(path.display().to_string(), &d, range, &engine.components(), outputs);
+    let json_path = out.join(format!("{stem}.json"));
+    let text = serde_json::to_string_pretty(&report).map_err(|e| LoupeError::inference("result JSON", e))?;
+    std::fs::write(&json_path, text).map_err(|e| LoupeError::io(&json_path, e))?;
+    Ok(d)
+}

@@ -1,0 +1,47 @@
+//! `loupe`: inspect images for defects with a Loupe model and prompt bank, print the configuration schema.
+
+mod inspect;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Zero-shot defect detection and segmentation (DAPO).
+#[derive(Parser)]
+#[command(name = "loupe", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect images (files or folders): write a result JSON, a heatmap, a mask and an overlay per image.
+    Inspect(inspect::InspectArgs),
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("LOUPE_LOG", "warn")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&loupe_sdk::LoupeConfig::json_schema()).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Prints an error the way every subcommand does.
+fn print_error(context: &str, err: &dyn std::fmt::Display) {
+    eprintln!("error: {context}{err}");
+}
+
+/// Where outputs go when `--out` is not given.
+fn default_out() -> PathBuf {
+    PathBuf::from("loupe-out")
+}

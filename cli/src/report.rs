@@ -1,0 +1,70 @@
+//! The per-image result JSON written by `loupe inspect`.
+
+use std::collections::BTreeMap;
+
+use loupe_sdk::{ComponentInfo, Detection, Region, Thresholds};
+use serde::Serialize;
+
+/// One image's result file.
+#[derive(Serialize)]
+pub struct ImageReport<'a> {
+    /// Input file.
+    pub image: String,
+    /// Output map width (pixels).
+    pub width: usize,
+    /// Output map height (pixels).
+    pub height: usize,
+    /// Image anomaly score in [0, 1].
+    pub score: f32,
+    /// `anomalous` or `normal`.
+    pub label: &'static str,
+    /// Most probable defect type of the image.
+    pub image_type: &'a str,
+    /// Image-level probability of each class.
+    pub class_probabilities: BTreeMap<&'a str, f32>,
+    /// Thresholds used.
+    pub thresholds: Thresholds,
+    /// The anomaly map's value range (the heatmap's colour scale).
+    pub map_range: [f32; 2],
+    /// Number of mask pixels.
+    pub mask_pixels: usize,
+    /// Connected regions of the mask.
+    pub regions: &'a [Region],
+    /// Written files, relative to the output folder.
+    pub outputs: BTreeMap<&'static str, String>,
+    /// Backbone, prompt bank and post-processor identities.
+    pub components: BTreeMap<&'static str, ComponentInfo>,
+}
+
+impl<'a> ImageReport<'a> {
+    /// Builds the report of `d`.
+    pub fn new(
+        image: String,
+        d: &'a Detection,
+        map_range: f32,
+        components: &[ComponentInfo; 3],
+        outputs: BTreeMap<&'static str, String>,
+    ) -> Self {
+        let [backbone, bank, post] = components.clone();
+        Self {
+            image,
+            width: d.anomaly_map.width,
+            height: d.anomaly_map.height,
+            score: d.score,
+            label: if d.is_anomalous { "anomalous" } else { "normal" },
+            image_type: &d.image_type,
+            class_probabilities: d
+                .classes
+                .iter()
+                .map(String::as_str)
+                .zip(d.class_probabilities.iter().copied())
+                .collect(),
+            thresholds: d.thresholds,
+            map_range: [0.0, map_range],
+            mask_pixels: d.mask.iter().filter(|&&m| m != 0).count(),
+            regions: &d.regions,
+            outputs,
+            components: [("backbone", backbone), ("prompt_bank", bank), ("postprocessor", post)].into_iter().collect(),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Loading ONNX files with tract, with errors that name the file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use loupe_sdk::{LoupeError, Result};
+use tract_onnx::prelude::*;
+
+/// A runnable, optimised tract plan.
+pub type Plan = Arc<TypedRunnableModel>;
+
+/// One declared input: its name in the ONNX file, element type and shape (`None` = the symbolic batch axis).
+pub struct InputSpec<'a> {
+    /// ONNX input name.
+    pub name: &'a str,
+    /// Element type.
+    pub datum: DatumType,
+    /// Shape; `None` marks the dynamic axis.
+    pub shape: Vec<Option<usize>>,
+}
+
+/// Loads `path`, fixes its inputs to `inputs` (one symbolic axis `N` allowed) and its outputs to `outputs`, and
+/// optimises it. Any failure is a [`LoupeError::Model`] naming the file.
+pub fn load_plan(path: &Path, inputs: &[InputSpec<'_>], outputs: &[&str]) -> Result<Plan> {
+    let fail = |stage: &str, e: TractError| LoupeError::model(path, format!("{stage}: {e:#}"));
+    let mut model = tract_onnx::onnx().model_for_path(path).map_err(|e| fail("not a readable ONNX model", e))?;
+    let batch = model.sym("N");
+    let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
+    model.set_input_names(&names).map_err(|e| fail("expected inputs missing", e))?;
+    model.select_outputs_by_name(outputs.iter().copied()).map_err(|e| fail("expected outputs missing", e))?;
+    for (ix, spec) in inputs.iter().enumerate() {
+        let shape: TVec<TDim> =
+            spec.shape.iter().map(|d| d.map_or_else(|| batch.clone().into(), |n| n.to_dim())).collect();
+        model
+            .set_input_fact(ix, InferenceFact::dt_shape(spec.datum, shape))
+            .map_err(|e| fail(&format!("input `{}`", spec.name), e))?;
+    }
+    let typed = model.into_typed().map_err(|e| fail("type analysis", e))?;
+    let optimized = typed.into_optimized().map_err(|e| fail("optimisation", e))?;
+    optimized.into_runnable().map_err(|e| fail("planning", e))
+}
+
+/// Copies an output tensor out as `f32`, checking its shape.
+pub fn output_f32(value: &TValue, expected: &[usize], what: &str) -> Result<Vec<f32>> {
+    if value.shape() != expected {
+        return Err(LoupeError::mismatch(
+            format!("{what} shape"),
+            format!("{expected:?}"),
+            format!("{:?}", value.shape()),
+        ));
+    }
+    let view = value.to_plain_array_view::<f32>().map_err(|e| LoupeError::inference(what, e))?;
+    Ok(view.iter().copied().collect())
+}

@@ -1,0 +1,212 @@
+//! The DAPO post-processor on the CPU: **this is where a pixel's anomaly score and defect type are computed.**
+//!
+//! Per layer, each patch feature is compared with every row of the text matrix (cosine / temperature, softmax
+//! over classes); the layers' probabilities are summed into per-class maps; the anomaly map is the sum of the
+//! defect classes, upsampled bilinearly (aligned corners) to the output size and optionally smoothed. The image
+//! score compares the global feature with `normal` and with the mean of the defect rows.
+
+pub mod smoothing;
+pub mod upsample;
+
+use loupe_sdk::config::PostprocessConfig;
+use loupe_sdk::features::normalize;
+use loupe_sdk::regions::extract_regions;
+use loupe_sdk::{
+    ComponentInfo, Detection, ImageFeatures, LoupeError, OutputSize, PostProcessor, Result, ScoreMap, TextFeatures,
+    Thresholds,
+};
+
+use upsample::Bilinear;
+
+/// DAPO post-processing with the configured temperature, thresholds and smoothing.
+#[derive(Clone, Debug)]
+pub struct DapoPostProcessor {
+    config: PostprocessConfig,
+}
+
+impl DapoPostProcessor {
+    /// A post-processor with these settings.
+    pub fn new(config: PostprocessConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// In-place softmax of `logits`.
+fn softmax(logits: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in logits.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    logits.iter_mut().for_each(|v| *v /= sum);
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Image level: (score, class probabilities). The score is `softmax([g.T0, g.a] / t)[1]` with
+/// `a = normalize(mean(T[1..]))`.
+pub fn image_scores(global: &[f32], text: &TextFeatures, temperature: f32) -> (f32, Vec<f32>) {
+    let mut g = global.to_vec();
+    normalize(&mut g);
+    let mut probs: Vec<f32> = (0..text.classes()).map(|k| dot(&g, text.row(k)) / temperature).collect();
+    softmax(&mut probs);
+    let mut any = vec![0.0f32; text.dim];
+    for k in 1..text.classes() {
+        any.iter_mut().zip(text.row(k)).for_each(|(a, t)| *a += t);
+    }
+    normalize(&mut any);
+    let mut pair = [dot(&g, text.row(0)) / temperature, dot(&g, &any) / temperature];
+    softmax(&mut pair);
+    (pair[1], probs)
+}
+
+/// Per-class maps at grid resolution, `[classes][cells]`: the sum over layers of the per-patch class softmax.
+pub fn class_grids(features: &ImageFeatures, text: &TextFeatures, temperature: f32) -> Vec<Vec<f32>> {
+    let cells = features.grid_h * features.grid_w;
+    let classes = text.classes();
+    let mut grids = vec![vec![0.0f32; cells]; classes];
+    let mut patch = vec![0.0f32; features.dim];
+    let mut logits = vec![0.0f32; classes];
+    for l in 0..features.layers {
+        for (cell, p) in features.layer(l).chunks(features.dim).enumerate() {
+            patch.copy_from_slice(p);
+            normalize(&mut patch);
+            for (k, logit) in logits.iter_mut().enumerate() {
+                *logit = dot(&patch, text.row(k)) / temperature;
+            }
+            softmax(&mut logits);
+            for (k, prob) in logits.iter().enumerate() {
+                grids[k][cell] += prob;
+            }
+        }
+    }
+    grids
+}
+
+impl PostProcessor for DapoPostProcessor {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo { kind: "dapo-postprocess-cpu".into(), name: "dapo".into(), id: String::new() }
+    }
+
+    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
+        if features.dim != text.dim {
+            return Err(LoupeError::mismatch(
+                "text matrix dimension (image features vs prompt bank)",
+                features.dim,
+                text.dim,
+            ));
+        }
+        if output.width == 0 || output.height == 0 {
+            return Err(LoupeError::mismatch("output map size", "> 0", format!("{}x{}", output.width, output.height)));
+        }
+        let cfg = &self.config;
+        let t = cfg.temperature;
+        let (score, class_probabilities) = image_scores(&features.global, text, t);
+        let image_type_id =
+            (1..text.classes()).max_by(|&a, &b| class_probabilities[a].total_cmp(&class_probabilities[b])).unwrap_or(0);
+        let grids = class_grids(features, text, t);
+
+        let (w, h) = (output.width, output.height);
+        let up = Bilinear::new(features.grid_w, features.grid_h, w, h);
+        // Summing before upsampling equals upsampling each class: bilinear interpolation is linear.
+        let anomaly_grid: Vec<f32> = (0..grids[0].len()).map(|c| grids[1..].iter().map(|g| g[c]).sum()).collect();
+        let mut anomaly = ScoreMap { width: w, height: h, data: up.apply(&anomaly_grid) };
+        smoothing::gaussian(&mut anomaly.data, w, h, cfg.smoothing_sigma);
+
+        let pixel_threshold = cfg.pixel_threshold.unwrap_or(0.5 * features.layers as f32);
+        let mut mask: Vec<u8> = anomaly.data.iter().map(|&v| if v > pixel_threshold { 255 } else { 0 }).collect();
+        let mut type_map = vec![0u16; w * h];
+        for (i, (&m, ty)) in mask.iter().zip(type_map.iter_mut()).enumerate() {
+            if m != 0 {
+                let (x, y) = (i % w, i / w);
+                let mut best = (1usize, f32::NEG_INFINITY);
+                for (k, grid) in grids.iter().enumerate().skip(1) {
+                    let v = up.sample(grid, x, y);
+                    if v > best.1 {
+                        best = (k, v);
+                    }
+                }
+                *ty = best.0 as u16;
+            }
+        }
+        let classes = text.class_names();
+        let regions = extract_regions(&mut mask, &mut type_map, &anomaly, &classes, cfg.min_region_area);
+        let class_maps = if cfg.keep_class_maps {
+            grids.iter().map(|g| ScoreMap { width: w, height: h, data: up.apply(g) }).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Detection {
+            score,
+            is_anomalous: score > cfg.image_threshold,
+            image_type: classes.get(image_type_id).cloned().unwrap_or_default(),
+            classes,
+            class_probabilities,
+            anomaly_map: anomaly,
+            class_maps,
+            type_map,
+            mask,
+            regions,
+            thresholds: Thresholds { image: cfg.image_threshold, pixel: pixel_threshold },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text() -> TextFeatures {
+        // normal = x axis, hole = y axis, scratch = z axis.
+        TextFeatures::new(vec!["hole".into(), "scratch".into()], 3, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+            .unwrap()
+    }
+
+    /// 2 layers, 2x2 grid: cell 3 points at "scratch", cell 1 at "hole", the rest at "normal".
+    fn features() -> ImageFeatures {
+        let cells = [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
+        let layer: Vec<f32> = cells.iter().flatten().copied().collect();
+        ImageFeatures {
+            global: vec![0.0, 0.0, 5.0],
+            patches: [layer.clone(), layer].concat(),
+            layers: 2,
+            grid_h: 2,
+            grid_w: 2,
+            dim: 3,
+        }
+    }
+
+    #[test]
+    fn image_score_and_type_follow_the_global_feature() {
+        let (score, probs) = image_scores(&features().global, &text(), 0.07);
+        assert!(score > 0.99, "{score}");
+        assert!(probs[2] > probs[1] && probs[2] > probs[0]);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn per_pixel_types_and_regions() {
+        let post = DapoPostProcessor::new(PostprocessConfig { keep_class_maps: true, ..Default::default() });
+        let d = post.process(&features(), &text(), OutputSize { width: 2, height: 2 }).unwrap();
+        assert_eq!(d.image_type, "scratch");
+        // At grid size the map is the grid itself: sum of 2 layers of P(defect).
+        assert!(d.anomaly_map.at(0, 0) < 1e-3);
+        assert!((d.anomaly_map.at(1, 0) - 2.0).abs() < 1e-3);
+        assert_eq!(d.mask, vec![0, 255, 0, 255]);
+        assert_eq!(d.type_map, vec![0, 1, 0, 2]);
+        assert_eq!(d.regions.len(), 1, "the two cells touch diagonally");
+        assert_eq!(d.class_maps.len(), 3);
+        let total: f32 = (0..3).map(|k| d.class_maps[k].at(0, 1)).sum();
+        assert!((total - 2.0).abs() < 1e-5, "class maps of a pixel sum to the number of layers");
+    }
+
+    #[test]
+    fn mismatched_dimensions_are_refused() {
+        let post = DapoPostProcessor::new(PostprocessConfig::default());
+        let other = TextFeatures::new(vec!["hole".into()], 2, vec![1.0, 0.0, 0.0, 1.0]).unwrap();
+        assert!(post.process(&features(), &other, OutputSize { width: 2, height: 2 }).is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! The CLIP text encoder of a model directory, run from token embeddings so that learned context vectors can take
+//! the place of words (DAPO's hybrid prompts).
+
+use loupe_sdk::{LoupeError, Result};
+use safetensors::{Dtype, SafeTensors};
+use tract_onnx::prelude::*;
+
+use crate::model_dir::{ModelDir, TextTower};
+use crate::onnx::{InputSpec, Plan, load_plan, output_f32};
+
+/// One prompt, embedded: `[context_length, width]` and the position of its EOT token.
+pub struct EmbeddedPrompt {
+    /// Row-major `[context_length, width]`.
+    pub embeddings: Vec<f32>,
+    /// Position of EOT.
+    pub eot_index: usize,
+}
+
+/// Runs `text_encoder.onnx` and holds the token-embedding table.
+pub struct TextEncoder {
+    plan: Plan,
+    table: Vec<f32>,
+    /// Tower description from the metadata.
+    pub tower: TextTower,
+    /// Output dimension.
+    pub embed_dim: usize,
+}
+
+impl TextEncoder {
+    /// Loads the text encoder and token table of a model directory.
+    pub fn load(model: &ModelDir) -> Result<Self> {
+        let tower = model.meta.text.clone();
+        let (c, w) = (tower.context_length, tower.width);
+        let mut inputs = vec![
+            InputSpec { name: "prompt_embeddings", datum: f32::datum_type(), shape: vec![None, Some(c), Some(w)] },
+            InputSpec { name: "eot_index", datum: i64::datum_type(), shape: vec![None] },
+        ];
+        if tower.deep_prompts > 0 {
+            inputs.push(InputSpec {
+                name: "deep_prompts",
+                datum: f32::datum_type(),
+                shape: vec![Some(tower.layers), Some(tower.deep_prompts), Some(w)],
+            });
+        }
+        let plan = load_plan(&model.text_encoder(), &inputs, &["text_features"])?;
+        let table = read_f32_tensor(&model.token_embedding(), "token_embedding", &[tower.vocab_size, w])?;
+        Ok(Self { plan, table, tower, embed_dim: model.meta.embed_dim })
+    }
+
+    /// Embedding of token `id`.
+    pub fn token(&self, id: u32) -> &[f32] {
+        let w = self.tower.width;
+        let i = (id as usize).min(self.tower.vocab_size - 1);
+        &self.table[i * w..(i + 1) * w]
+    }
+
+    /// Encodes prompts; `deep` holds the deep prompts `[layers, n, width]` when the model has them.
+    /// Returns `[prompts, embed_dim]`, not normalised.
+    pub fn encode(&self, prompts: &[EmbeddedPrompt], deep: Option<&[f32]>) -> Result<Vec<f32>> {
+        let (c, w) = (self.tower.context_length, self.tower.width);
+        let n = prompts.len();
+        let mut flat = Vec::with_capacity(n * c * w);
+        for p in prompts {
+            if p.embeddings.len() != c * w || p.eot_index >= c {
+                return Err(LoupeError::mismatch(
+                    "prompt embedding",
+                    format!("{c} x {w}, EOT < {c}"),
+                    format!("{} values, EOT {}", p.embeddings.len(), p.eot_index),
+                ));
+            }
+            flat.extend_from_slice(&p.embeddings);
+        }
+        let eot: Vec<i64> = prompts.iter().map(|p| p.eot_index as i64).collect();
+        let fail = |e: TractError| LoupeError::inference("text encoder", format!("{e:#}"));
+        let mut inputs: TVec<TValue> = tvec![
+            Tensor::from_shape(&[n, c, w], &flat).map_err(fail)?.into(),
+            Tensor::from_shape(&[n], &eot).map_err(fail)?.into(),
+        ];
+        if self.tower.deep_prompts > 0 {
+            let shape = [self.tower.layers, self.tower.deep_prompts, w];
+            let deep = deep.ok_or_else(|| {
+                LoupeError::Vocabulary("the model has deep text prompts but the prompt bank carries none".into())
+            })?;
+            inputs.push(Tensor::from_shape(&shape, deep).map_err(fail)?.into());
+        }
+        let out = self.plan.run(inputs).map_err(fail)?;
+        output_f32(&out[0], &[n, self.embed_dim], "text encoder output `text_features`")
+    }
+}
+
+/// Reads an f32 tensor named `name` of shape `shape` from a safetensors file; errors name the file.
+pub fn read_f32_tensor(path: &std::path::Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| LoupeError::model(path, format!("not a safetensors file: {e}")))?;
+    tensor_f32(&st, name, Some(shape)).map_err(|reason| LoupeError::model(path, reason))
+}
+
+/// Extracts tensor `name` as f32, checking dtype and (if given) shape; the error is a reason string.
+pub fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: Option<&[usize]>) -> std::result::Result<Vec<f32>, String> {
+    let view = st.tensor(name).map_err(|_| format!("tensor `{name}` missing"))?;
+    if view.dtype() != Dtype::F32 {
+        return Err(format!("tensor `{name}`: expected dtype F32, found {:?}", view.dtype()));
+    }
+    if let Some(shape) = shape
+        && view.shape() != shape
+    {
+        return Err(format!("tensor `{name}`: expected shape {shape:?}, found {:?}", view.shape()));
+    }
+    Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}

@@ -1,0 +1,1 @@
+//! Workspace integration tests for Loupe; see the `tests/` folder of this crate.

@@ -1,0 +1,146 @@
+//! Numerical parity of the Rust pipeline with the PyTorch reference (`tools/loupe_tools/reference.py`) on the same
+//! weights: image features, text features (trained and never-trained words), image scores, per-class maps and
+//! anomaly maps, within 1e-4.
+//!
+//! By default it reads the committed tiny fixture (`tests/fixtures/parity`). `LOUPE_PARITY_DIR=<dir>` points it at
+//! the same layout made for a large export (`tools/parity_large.sh`), e.g. ViT-B/16 or ViT-L/14-336.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use loupe_dapo::{ClipOnnxBackbone, DapoPostProcessor, DapoPromptBank, ModelDir};
+use loupe_sdk::config::PostprocessConfig;
+use loupe_sdk::{Backbone, Engine, LoupeConfig, OwnedImage, PromptBank};
+use safetensors::SafeTensors;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn fixture_dir() -> PathBuf {
+    std::env::var_os("LOUPE_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity"))
+}
+
+struct Expected {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    meta: HashMap<String, String>,
+}
+
+impl Expected {
+    fn load() -> Self {
+        let path = fixture_dir().join("expected.safetensors");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let st = SafeTensors::deserialize(&bytes).expect("expected.safetensors parses");
+        let (_, header) = SafeTensors::read_metadata(&bytes).expect("metadata");
+        let tensors = st
+            .tensors()
+            .into_iter()
+            .map(|(name, v)| {
+                let data = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                (name, (v.shape().to_vec(), data))
+            })
+            .collect();
+        Self { tensors, meta: header.metadata().clone().unwrap_or_default() }
+    }
+
+    fn get(&self, name: &str) -> &[f32] {
+        &self.tensors.get(name).unwrap_or_else(|| panic!("expected tensor `{name}` missing")).1
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        serde_json::from_str(&self.meta[key]).unwrap_or_else(|e| panic!("metadata `{key}`: {e}"))
+    }
+}
+
+#[track_caller]
+fn assert_close(what: &str, found: &[f32], expected: &[f32]) {
+    assert_eq!(found.len(), expected.len(), "{what}: length");
+    let (i, diff) = found
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold((0, 0.0f32), |best, (i, d)| if d > best.1 || d.is_nan() { (i, d) } else { best });
+    assert!(
+        diff <= TOLERANCE,
+        "{what}: max abs difference {diff} at index {i} (found {}, expected {})",
+        found[i],
+        expected[i]
+    );
+}
+
+struct Pipeline {
+    backbone: Arc<ClipOnnxBackbone>,
+    bank: Arc<DapoPromptBank>,
+}
+
+fn pipeline() -> Pipeline {
+    let dir = fixture_dir();
+    let model = ModelDir::open(&dir.join("model")).expect("model directory opens");
+    let backbone = Arc::new(ClipOnnxBackbone::from_model_dir(&model).expect("backbone loads"));
+    let bank = Arc::new(DapoPromptBank::load(&dir.join("bank.safetensors"), &model).expect("bank loads"));
+    Pipeline { backbone, bank }
+}
+
+fn engine(p: &Pipeline, words: &[String], sigma: f32) -> Engine {
+    let mut cfg = LoupeConfig::default();
+    cfg.prompts.defects = Some(words.to_vec());
+    cfg.postprocess = PostprocessConfig { smoothing_sigma: sigma, keep_class_maps: true, ..Default::default() };
+    let post = Arc::new(DapoPostProcessor::new(cfg.postprocess.clone()));
+    Engine::new(p.backbone.clone(), p.bank.clone(), post, &cfg).expect("engine builds")
+}
+
+#[test]
+fn text_features_match_the_reference_for_trained_and_new_words() {
+    let exp = Expected::load();
+    let p = pipeline();
+    let words = exp.list("words");
+    let t = p.bank.text_features(&words).unwrap();
+    assert_close("text_features", &t.rows, exp.get("text_features"));
+    let extended = exp.list("extended_words");
+    assert!(extended.len() > words.len(), "the fixture must add a word the bank never trained");
+    assert!(!p.bank.trained_words().contains(extended.last().unwrap()));
+    let t = p.bank.text_features(&extended).unwrap();
+    assert_close("text_features_extended", &t.rows, exp.get("text_features_extended"));
+}
+
+#[test]
+fn image_features_scores_and_maps_match_the_reference() {
+    let exp = Expected::load();
+    let p = pipeline();
+    let words = exp.list("words");
+    let sigma: f32 = exp.meta["smoothing_sigma"].parse().expect("smoothing_sigma");
+    let plain = engine(&p, &words, 0.0);
+    let smoothed = engine(&p, &words, sigma);
+    let stems = exp.list("images");
+    assert!(!stems.is_empty());
+    let images: Vec<OwnedImage> = stems
+        .iter()
+        .map(|s| {
+            OwnedImage::open(&fixture_dir().join("images").join(format!("{s}.png"))).expect("fixture image decodes")
+        })
+        .collect();
+    let views: Vec<_> = images.iter().map(OwnedImage::view).collect();
+    // The whole batch in one backbone call.
+    let features = p.backbone.encode(&views).unwrap();
+    let detections = plain.inspect(&views).unwrap();
+    for (i, s) in stems.iter().enumerate() {
+        assert_close(&format!("{s}/global"), &features[i].global, exp.get(&format!("{s}/global")));
+        assert_close(&format!("{s}/patch_tokens"), &features[i].patches, exp.get(&format!("{s}/patch_tokens")));
+        let d = &detections[i];
+        assert_close(&format!("{s}/image_score"), &[d.score], exp.get(&format!("{s}/image_score")));
+        assert_close(&format!("{s}/image_probs"), &d.class_probabilities, exp.get(&format!("{s}/image_probs")));
+        let class_maps: Vec<f32> = d.class_maps.iter().flat_map(|m| m.data.iter().copied()).collect();
+        assert_close(&format!("{s}/class_maps"), &class_maps, exp.get(&format!("{s}/class_maps")));
+        assert_close(&format!("{s}/anomaly_map"), &d.anomaly_map.data, exp.get(&format!("{s}/anomaly_map")));
+        let ds = smoothed.inspect_one(&views[i]).unwrap();
+        assert_close(
+            &format!("{s}/anomaly_map_smoothed"),
+            &ds.anomaly_map.data,
+            exp.get(&format!("{s}/anomaly_map_smoothed")),
+        );
+    }
+}
