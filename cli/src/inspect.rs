@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, OwnedImage, render};
 
+use crate::options::EngineOptions;
 use crate::report::ImageReport;
 
 /// File extensions taken from folders.
@@ -19,15 +20,8 @@ pub struct InspectArgs {
     /// Image files or folders (folders are searched recursively for PNG, JPEG, BMP and TIFF files).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Model directory (overrides `model.dir`).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Prompt bank file (overrides `prompts.bank`).
-    #[arg(long)]
-    prompts: Option<PathBuf>,
-    /// Configuration file (TOML, JSON or YAML); `LOUPE_SECTION__FIELD` variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineOptions,
     /// Defect words, comma-separated: restricts or extends the bank's vocabulary.
     #[arg(long, value_delimiter = ',')]
     defects: Option<Vec<String>>,
@@ -48,13 +42,7 @@ pub struct InspectArgs {
 impl InspectArgs {
     /// Configuration file + environment, then command-line flags on top; re-validated as a whole.
     fn config(&self) -> Result<LoupeConfig, LoupeError> {
-        let mut cfg = LoupeConfig::load(self.config.as_deref())?;
-        if let Some(m) = &self.model {
-            cfg.model.dir = Some(m.clone());
-        }
-        if let Some(p) = &self.prompts {
-            cfg.prompts.bank = Some(p.clone());
-        }
+        let mut cfg = self.engine.load()?;
         if let Some(d) = &self.defects {
             cfg.prompts.defects = Some(d.clone());
         }
@@ -67,9 +55,7 @@ impl InspectArgs {
         if let Some(t) = self.pixel_threshold {
             cfg.postprocess.pixel_threshold = Some(t);
         }
-        let value =
-            serde_json::to_value(&cfg).map_err(|e| LoupeError::ConfigSyntax { file: None, message: e.to_string() })?;
-        LoupeConfig::from_value(&value, self.config.as_deref())
+        self.engine.validate(&cfg)
     }
 }
 

@@ -1,6 +1,11 @@
-//! `loupe`: inspect images for defects with a Loupe model and prompt bank, print the configuration schema.
+//! `loupe`: inspect images for defects, evaluate on data sets, benchmark, list plugins, print the configuration
+//! schema.
 
+mod bench;
+mod eval;
 mod inspect;
+mod options;
+mod plugins;
 mod report;
 
 use std::path::PathBuf;
@@ -22,6 +27,12 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
+    /// Evaluate on an MVTec-layout data set: the field's metrics, report.json, report.md and plots.
+    Eval(eval::EvalArgs),
+    /// Time the backbone and the whole pipeline per image (JSON on stdout).
+    Bench(bench::BenchArgs),
+    /// List loaded plugin libraries and the registered components.
+    Plugins(plugins::PluginsArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +40,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Plugins(args) => plugins::run(&args),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&loupe_sdk::LoupeConfig::json_schema()).unwrap_or_default());
             ExitCode::SUCCESS

@@ -25,6 +25,10 @@ pub struct LoupeConfig {
     pub postprocess: PostprocessConfig,
     /// Engine settings.
     pub engine: EngineConfig,
+    /// Which registered component fills each role.
+    pub components: ComponentsConfig,
+    /// Shared-library plugins to load.
+    pub plugins: PluginsConfig,
 }
 
 /// Which backbone model to load.
@@ -80,6 +84,23 @@ pub struct PostprocessConfig {
     pub min_region_area: u32,
     /// Keep the per-class maps in each result (memory: classes x map pixels x 4 bytes).
     pub keep_class_maps: bool,
+    /// Where post-processing runs: `cpu`, `gpu` or `auto` (the GPU on a hardware adapter, else the CPU).
+    pub backend: PostprocessBackend,
+}
+
+/// Where the post-processor runs. Both give the same results (GPU vs CPU parity is tested within 1e-5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostprocessBackend {
+    /// The CPU: the reference implementation.
+    Cpu,
+    /// The GPU through wgpu (Vulkan, Metal, DX12), whatever the adapter; building an engine fails when there is
+    /// none. A GPU failure at run time falls back to the CPU with a warning.
+    Gpu,
+    /// The GPU on a hardware adapter, otherwise the CPU (a software adapter such as Mesa's lavapipe is slower
+    /// than the CPU path). The choice is logged.
+    #[default]
+    Auto,
 }
 
 impl Default for PostprocessConfig {
@@ -92,6 +113,7 @@ impl Default for PostprocessConfig {
             map_size: MapSize::Input,
             min_region_area: 1,
             keep_class_maps: false,
+            backend: PostprocessBackend::Auto,
         }
     }
 }
@@ -108,6 +130,48 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self { batch_size: 4 }
+    }
+}
+
+/// Which registered component fills each role (see `loupe plugins` for what is registered).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComponentsConfig {
+    /// Backbone component name.
+    pub backbone: String,
+    /// Prompt-bank component name.
+    pub prompt_bank: String,
+    /// Post-processor component name.
+    pub postprocessor: String,
+    /// Free-form options for vendor components, by convention one object per component name.
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub options: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Default for ComponentsConfig {
+    fn default() -> Self {
+        Self {
+            backbone: "dapo-clip-onnx".into(),
+            prompt_bank: "dapo-prompt-bank".into(),
+            postprocessor: "dapo-postprocess".into(),
+            options: None,
+        }
+    }
+}
+
+/// Shared-library plugins (Rust, C or C++; `include/loupe_plugin.h`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Plugin files, or folders whose shared libraries (`.so`, `.dylib`, `.dll`) are all loaded.
+    pub paths: Vec<PathBuf>,
+    /// Also load what the `LOUPE_PLUGIN_PATH` environment variable lists (paths separated like `PATH`).
+    pub use_env: bool,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self { paths: Vec::new(), use_env: true }
     }
 }
 
@@ -211,7 +275,9 @@ impl LoupeConfig {
 
     /// Makes relative paths relative to `base` (the configuration file's folder).
     fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.model.dir, &mut self.prompts.bank].into_iter().flatten() {
+        let paths =
+            [&mut self.model.dir, &mut self.prompts.bank].into_iter().flatten().chain(self.plugins.paths.iter_mut());
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

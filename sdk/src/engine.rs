@@ -85,10 +85,16 @@ impl Engine {
             if features.len() != chunk.len() {
                 return Err(LoupeError::mismatch("backbone results per batch", chunk.len(), features.len()));
             }
+            let mut batch = Vec::with_capacity(chunk.len());
             for (image, f) in chunk.iter().zip(&features) {
                 f.validate()?;
-                out.push(self.post.process(f, &self.text, self.output_size(image))?);
+                batch.push((f, self.output_size(image)));
             }
+            let detections = self.post.process_batch(&batch, &self.text)?;
+            if detections.len() != batch.len() {
+                return Err(LoupeError::mismatch("post-processor results per batch", batch.len(), detections.len()));
+            }
+            out.extend(detections);
         }
         Ok(out)
     }

@@ -92,6 +92,15 @@ pub enum LoupeError {
         message: String,
     },
 
+    /// A shared-library plugin was refused or failed to register.
+    #[error("plugin {file}: {reason}")]
+    Plugin {
+        /// The library file.
+        file: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+
     /// A component (plugin) failed or panicked.
     #[error("component {component}: {message}")]
     Component {
@@ -128,6 +137,11 @@ impl LoupeError {
     /// A prompt-bank error on `path`.
     pub fn bank(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::PromptBank { path: path.into(), reason: reason.into() }
+    }
+
+    /// A plugin error on `file`.
+    pub fn plugin(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Plugin { file: file.into(), reason: reason.into() }
     }
 
     /// An inference error in `stage`.

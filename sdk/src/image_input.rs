@@ -71,6 +71,11 @@ impl<'a> ImageView<'a> {
         self.height
     }
 
+    /// Bytes per row.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
     /// Pixel format.
     pub fn format(&self) -> PixelFormat {
         self.format

@@ -14,6 +14,8 @@ pub mod engine;
 pub mod error;
 pub mod features;
 pub mod image_input;
+pub mod metrics;
+pub mod plugin;
 pub mod regions;
 pub mod render;
 pub mod traits;

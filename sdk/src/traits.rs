@@ -76,4 +76,11 @@ pub trait PostProcessor: Send + Sync {
     fn info(&self) -> ComponentInfo;
     /// Post-processes one image's features against the text matrix, writing maps of `output` size.
     fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection>;
+
+    /// Post-processes a batch, one `(features, output size)` per image; one detection per item, in order. The
+    /// default calls [`PostProcessor::process`] per image; a GPU post-processor overrides it to submit the whole
+    /// batch at once.
+    fn process_batch(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Result<Vec<Detection>> {
+        batch.iter().map(|&(features, output)| self.process(features, text, output)).collect()
+    }
 }

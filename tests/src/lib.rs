@@ -1,1 +1,74 @@
-//! Workspace integration tests for Loupe; see the `tests/` folder of this crate.
+//! Helpers shared by Loupe's integration tests: where the fixtures are, building the shared libraries a test
+//! loads (cargo does not build workspace cdylibs for `cargo test`), and compiling C/C++ test plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The committed tiny parity fixture (model, bank, images).
+pub fn parity_fixture() -> PathBuf {
+    repo_root().join("tests/fixtures/parity")
+}
+
+/// The cargo profile directory of the running test binary (`target/debug` or `target/release`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test binary>
+    exe.parent().and_then(Path::parent).expect("test binary lives in target/<profile>/deps").to_path_buf()
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds workspace cdylib packages with the running test's profile and returns the profile directory.
+/// Serialised within the process; cargo's own lock serialises between processes.
+pub fn build_cdylibs(packages: &[&str]) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = profile_dir();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.arg("build").current_dir(repo_root());
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "cargo build of {packages:?} failed");
+    dir
+}
+
+/// `lib<name>.so` (or the platform's equivalent) in `dir`.
+pub fn shared_lib(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+}
+
+/// Compiles one C or C++ source into a shared library with warnings as errors, against `include/`.
+/// Returns `None` (after saying so on stderr) when the compiler is missing and `REQUIRE_CPP` is not `1`.
+pub fn compile_plugin(compiler: &str, source: &Path, out: &Path) -> Option<PathBuf> {
+    let cpp = compiler.contains("++");
+    let mut cmd = Command::new(compiler);
+    if cpp {
+        cmd.args(["-std=c++17", "-O2"]);
+    } else {
+        cmd.arg("-std=c99");
+    }
+    cmd.args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-I"]).arg(repo_root().join("include")).arg(source);
+    cmd.arg("-o").arg(out);
+    match cmd.output() {
+        Ok(o) if o.status.success() => Some(out.to_path_buf()),
+        Ok(o) => panic!("{compiler} failed on {}:\n{}", source.display(), String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            assert!(
+                std::env::var("REQUIRE_CPP").as_deref() != Ok("1"),
+                "{compiler} is required (REQUIRE_CPP=1) but: {e}"
+            );
+            eprintln!("SKIPPED: {compiler} not available ({e}); set REQUIRE_CPP=1 to make this a failure");
+            None
+        }
+    }
+}

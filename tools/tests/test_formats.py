@@ -20,7 +20,10 @@ from loupe_tools.model_dir import compute_model_id, read_model_json, read_token_
 from loupe_tools.prompts import layout_prompt, prompt_embedding
 
 TOOLS = Path(__file__).resolve().parents[1]
-LIGHT_MODULES = ["archs", "model_dir", "bank", "prompts", "images", "text_features", "synth_images"]
+LIGHT_MODULES = [
+    "archs", "model_dir", "bank", "prompts", "images", "text_features", "synth_images", "metrics_reference",
+    "make_mvtec_mini", "bench",
+]
 
 
 def test_light_modules_do_not_import_torch() -> None:

@@ -160,16 +160,16 @@ impl DapoPromptBank {
         &self.path
     }
 
-    /// Embeds the hybrid prompt of group `g`: `[SOT] [deep placeholders] [ctx] tokens(text) [EOT] [pad]`.
-    fn embed(&self, enc: &TextEncoder, ctx: &Context, g: usize, text: &str) -> EmbeddedPrompt {
+    /// Embeds the hybrid prompt of group `g`: `[SOT] [deep placeholders] [ctx] body [EOT] [pad]`, where `body`
+    /// holds the word's tokens (if any) and the suffix's, already fitted by [`fit_body`].
+    fn embed(&self, enc: &TextEncoder, ctx: &Context, g: usize, body: &[u32]) -> EmbeddedPrompt {
         let t = &enc.tower;
         let w = t.width;
         let mut e = Vec::with_capacity(t.context_length * w);
         e.extend_from_slice(enc.token(t.sot_token));
         e.resize(e.len() + t.deep_prompts * w, 0.0);
         e.extend_from_slice(ctx.group(g, w));
-        let room = t.context_length.saturating_sub(2 + t.deep_prompts + ctx.n_ctx);
-        for &id in self.tokenizer.encode(text).iter().take(room) {
+        for &id in body {
             e.extend_from_slice(enc.token(id));
         }
         let eot_index = e.len() / w;
@@ -183,13 +183,23 @@ impl DapoPromptBank {
     /// Normalised mean over groups of the encoded prompts of each state (`None` = normal).
     fn encode_states(&self, enc: &TextEncoder, states: &[Option<&str>]) -> Result<Vec<Vec<f32>>> {
         let groups = self.normal.groups;
+        let t = &enc.tower;
         let mut prompts = Vec::with_capacity(states.len() * groups);
         for state in states {
+            let (ctx, word, suffix) = match state {
+                None => (&self.normal, Vec::new(), &self.normal_suffix),
+                Some(word) => (&self.defect, self.tokenizer.encode(word), &self.defect_suffix),
+            };
+            let room = t.context_length.saturating_sub(2 + t.deep_prompts + ctx.n_ctx);
+            let body = fit_body(&word, &self.tokenizer.encode(suffix), room).map_err(|reason| {
+                LoupeError::Vocabulary(format!(
+                    "{} prompt of `{}`: {reason}",
+                    self.path.display(),
+                    state.unwrap_or("normal")
+                ))
+            })?;
             for g in 0..groups {
-                prompts.push(match state {
-                    None => self.embed(enc, &self.normal, g, &self.normal_suffix),
-                    Some(word) => self.embed(enc, &self.defect, g, &format!("{word} {}", self.defect_suffix)),
-                });
+                prompts.push(self.embed(enc, ctx, g, &body));
             }
         }
         let out = enc.encode(&prompts, self.deep.as_deref())?;
@@ -206,6 +216,15 @@ impl DapoPromptBank {
             })
             .collect())
     }
+}
+
+/// The tokens between the context and EOT: the word's tokens cut so that the suffix and EOT still fit in the
+/// `room` positions left (as `tools/loupe_tools/prompts.py` does); an error if even the suffix does not fit.
+fn fit_body(word: &[u32], suffix: &[u32], room: usize) -> std::result::Result<Vec<u32>, String> {
+    let for_word = room.checked_sub(suffix.len()).ok_or_else(|| {
+        format!("the suffix needs {} token positions, the context length leaves {room}", suffix.len())
+    })?;
+    Ok(word.iter().take(for_word).chain(suffix).copied().collect())
 }
 
 impl PromptBank for DapoPromptBank {
@@ -254,5 +273,18 @@ impl PromptBank for DapoPromptBank {
         }
         let rows = keys.iter().flat_map(|k| memo[k].iter().copied()).collect();
         TextFeatures::new(words.to_vec(), self.dim, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_words_are_cut_and_the_suffix_kept() {
+        assert_eq!(fit_body(&[1, 2, 3], &[8, 9], 10).unwrap(), vec![1, 2, 3, 8, 9]);
+        assert_eq!(fit_body(&[1, 2, 3], &[8, 9], 4).unwrap(), vec![1, 2, 8, 9]);
+        assert_eq!(fit_body(&[1, 2, 3], &[8, 9], 2).unwrap(), vec![8, 9]);
+        assert!(fit_body(&[1], &[8, 9], 1).unwrap_err().contains("suffix"));
     }
 }

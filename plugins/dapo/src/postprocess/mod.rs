@@ -5,6 +5,9 @@
 //! defect classes, upsampled bilinearly (aligned corners) to the output size and optionally smoothed. The image
 //! score compares the global feature with `normal` and with the mean of the defect rows.
 
+pub mod backend;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod smoothing;
 pub mod upsample;
 
@@ -86,29 +89,78 @@ pub fn class_grids(features: &ImageFeatures, text: &TextFeatures, temperature: f
     grids
 }
 
-impl PostProcessor for DapoPostProcessor {
-    fn info(&self) -> ComponentInfo {
-        ComponentInfo { kind: "dapo-postprocess-cpu".into(), name: "dapo".into(), id: String::new() }
+/// Checks what every post-processor needs: text and image features of one dimension, a non-empty patch grid
+/// and a non-empty output map.
+pub(crate) fn check_inputs(features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<()> {
+    if features.dim != text.dim {
+        return Err(LoupeError::mismatch(
+            "text matrix dimension (image features vs prompt bank)",
+            features.dim,
+            text.dim,
+        ));
     }
+    if features.grid_w == 0 || features.grid_h == 0 || features.layers == 0 {
+        return Err(LoupeError::mismatch(
+            "patch features (layers x grid)",
+            "at least 1 layer and a 1x1 grid",
+            format!("{} layers x {}x{}", features.layers, features.grid_w, features.grid_h),
+        ));
+    }
+    if output.width == 0 || output.height == 0 {
+        return Err(LoupeError::mismatch("output map size", "> 0", format!("{}x{}", output.width, output.height)));
+    }
+    Ok(())
+}
 
-    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
-        if features.dim != text.dim {
-            return Err(LoupeError::mismatch(
-                "text matrix dimension (image features vs prompt bank)",
-                features.dim,
-                text.dim,
-            ));
-        }
-        if output.width == 0 || output.height == 0 {
-            return Err(LoupeError::mismatch("output map size", "> 0", format!("{}x{}", output.width, output.height)));
-        }
+/// The pixel threshold for these features: the configured one, else half the map's range.
+pub(crate) fn pixel_threshold(config: &PostprocessConfig, features: &ImageFeatures) -> f32 {
+    config.pixel_threshold.unwrap_or(0.5 * features.layers as f32)
+}
+
+/// What a post-processor computes per pixel; [`assemble`] turns it into a [`Detection`].
+pub(crate) struct PixelMaps {
+    /// Anomaly map at output size, smoothed if configured.
+    pub anomaly: ScoreMap,
+    /// Per pixel: 0 where the anomaly map is not above the pixel threshold, else the most probable defect type.
+    pub type_map: Vec<u16>,
+    /// Per-class maps at output size, or none when not kept.
+    pub class_maps: Vec<ScoreMap>,
+}
+
+/// Adds what is computed per image on the CPU (image score and type, mask, regions) to the per-pixel maps.
+pub(crate) fn assemble(
+    config: &PostprocessConfig,
+    features: &ImageFeatures,
+    text: &TextFeatures,
+    maps: PixelMaps,
+) -> Detection {
+    let (score, class_probabilities) = image_scores(&features.global, text, config.temperature);
+    let image_type_id =
+        (1..text.classes()).max_by(|&a, &b| class_probabilities[a].total_cmp(&class_probabilities[b])).unwrap_or(0);
+    let PixelMaps { anomaly, mut type_map, class_maps } = maps;
+    let mut mask: Vec<u8> = type_map.iter().map(|&t| if t != 0 { 255 } else { 0 }).collect();
+    let classes = text.class_names();
+    let regions = extract_regions(&mut mask, &mut type_map, &anomaly, &classes, config.min_region_area);
+    Detection {
+        score,
+        is_anomalous: score > config.image_threshold,
+        image_type: classes.get(image_type_id).cloned().unwrap_or_default(),
+        classes,
+        class_probabilities,
+        anomaly_map: anomaly,
+        class_maps,
+        type_map,
+        mask,
+        regions,
+        thresholds: Thresholds { image: config.image_threshold, pixel: pixel_threshold(config, features) },
+    }
+}
+
+impl DapoPostProcessor {
+    /// The per-pixel maps, on the CPU.
+    fn pixel_maps(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> PixelMaps {
         let cfg = &self.config;
-        let t = cfg.temperature;
-        let (score, class_probabilities) = image_scores(&features.global, text, t);
-        let image_type_id =
-            (1..text.classes()).max_by(|&a, &b| class_probabilities[a].total_cmp(&class_probabilities[b])).unwrap_or(0);
-        let grids = class_grids(features, text, t);
-
+        let grids = class_grids(features, text, cfg.temperature);
         let (w, h) = (output.width, output.height);
         let up = Bilinear::new(features.grid_w, features.grid_h, w, h);
         // Summing before upsampling equals upsampling each class: bilinear interpolation is linear.
@@ -116,11 +168,10 @@ impl PostProcessor for DapoPostProcessor {
         let mut anomaly = ScoreMap { width: w, height: h, data: up.apply(&anomaly_grid) };
         smoothing::gaussian(&mut anomaly.data, w, h, cfg.smoothing_sigma);
 
-        let pixel_threshold = cfg.pixel_threshold.unwrap_or(0.5 * features.layers as f32);
-        let mut mask: Vec<u8> = anomaly.data.iter().map(|&v| if v > pixel_threshold { 255 } else { 0 }).collect();
+        let threshold = pixel_threshold(cfg, features);
         let mut type_map = vec![0u16; w * h];
-        for (i, (&m, ty)) in mask.iter().zip(type_map.iter_mut()).enumerate() {
-            if m != 0 {
+        for (i, (&v, ty)) in anomaly.data.iter().zip(type_map.iter_mut()).enumerate() {
+            if v > threshold {
                 let (x, y) = (i % w, i / w);
                 let mut best = (1usize, f32::NEG_INFINITY);
                 for (k, grid) in grids.iter().enumerate().skip(1) {
@@ -132,26 +183,24 @@ impl PostProcessor for DapoPostProcessor {
                 *ty = best.0 as u16;
             }
         }
-        let classes = text.class_names();
-        let regions = extract_regions(&mut mask, &mut type_map, &anomaly, &classes, cfg.min_region_area);
         let class_maps = if cfg.keep_class_maps {
             grids.iter().map(|g| ScoreMap { width: w, height: h, data: up.apply(g) }).collect()
         } else {
             Vec::new()
         };
-        Ok(Detection {
-            score,
-            is_anomalous: score > cfg.image_threshold,
-            image_type: classes.get(image_type_id).cloned().unwrap_or_default(),
-            classes,
-            class_probabilities,
-            anomaly_map: anomaly,
-            class_maps,
-            type_map,
-            mask,
-            regions,
-            thresholds: Thresholds { image: cfg.image_threshold, pixel: pixel_threshold },
-        })
+        PixelMaps { anomaly, type_map, class_maps }
+    }
+}
+
+impl PostProcessor for DapoPostProcessor {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo { kind: "dapo-postprocess-cpu".into(), name: "dapo".into(), id: String::new() }
+    }
+
+    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
+        check_inputs(features, text, output)?;
+        let maps = self.pixel_maps(features, text, output);
+        Ok(assemble(&self.config, features, text, maps))
     }
 }
 

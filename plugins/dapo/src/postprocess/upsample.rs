@@ -21,6 +21,12 @@ impl Axis {
             .collect();
         Self { taps }
     }
+
+    /// Per output coordinate: the two source indices and the weight of the second (the GPU kernels use them as
+    /// they are, so both paths sample the same positions).
+    pub fn taps(&self) -> &[(usize, usize, f32)] {
+        &self.taps
+    }
 }
 
 /// A bilinear sampler from a `grid_w x grid_h` grid to a `width x height` map.
@@ -35,6 +41,11 @@ impl Bilinear {
     /// Plans upsampling from the grid to the output size.
     pub fn new(grid_w: usize, grid_h: usize, width: usize, height: usize) -> Self {
         Self { xs: Axis::new(grid_w, width), ys: Axis::new(grid_h, height), grid_w }
+    }
+
+    /// Sampling positions along x (output columns) and y (output rows).
+    pub fn axes(&self) -> (&Axis, &Axis) {
+        (&self.xs, &self.ys)
     }
 
     /// The value at output pixel `(x, y)` of `grid` (row-major, `grid_w` wide).

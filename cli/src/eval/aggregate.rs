@@ -1,0 +1,553 @@
+//! Collects each image's result into bounded-memory accumulators and turns them into the report's metrics.
+//!
+//! Per folder type (`good` and each defect folder) one [`PixelAccumulator`] holds the binned anomaly-map scores and
+//! PRO weights, so the overall pixel metrics merge them all and a type's metrics merge `good` with that type. Image
+//! scores are few and kept exactly. Defect types: the ground-truth type of a pixel is its folder's vocabulary word
+//! inside the mask; the predicted type is the engine's type map; one-vs-rest scores are the per-class maps.
+
+use std::collections::BTreeMap;
+
+use loupe_sdk::Detection;
+use loupe_sdk::metrics::histogram::BinningBounds;
+use loupe_sdk::metrics::pro::{MapAndMask, PixelAccumulator};
+use loupe_sdk::metrics::{ConfusionMatrix, MetricResult, RankedCounts, TypeAccumulator, check_finite};
+use serde::Serialize;
+
+use super::dataset::{GOOD, Sample, normalise_word};
+
+/// Most points a plotted curve keeps (curves of a million pixels are thinned for the plots only).
+const PLOT_POINTS: usize = 2000;
+
+/// How pixel scores are binned and AUPRO integrated.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Settings {
+    /// Score range of the anomaly and class maps (`[0, feature layers]` for DAPO).
+    pub range: (f32, f32),
+    /// Bins of the pixel accumulators.
+    pub bins: usize,
+    /// FPR limit of AUPRO.
+    pub fpr_limit: f64,
+}
+
+/// One evaluated image, as written in `report.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageRecord {
+    /// The image file.
+    pub image: String,
+    /// Its folder type.
+    pub folder: String,
+    /// Image anomaly score.
+    pub score: f32,
+    /// `score > image threshold`.
+    pub anomalous: bool,
+    /// Most probable defect word.
+    pub image_type: String,
+    /// Width x height.
+    pub size: [u32; 2],
+    /// Ground-truth defect pixels.
+    pub mask_pixels: u64,
+    /// Predicted mask pixels.
+    pub predicted_pixels: u64,
+    /// Largest anomaly-map value.
+    pub max_map: f32,
+    /// Reading and decoding the image and its mask, milliseconds.
+    pub read_ms: f64,
+    /// `Engine::inspect_one`, milliseconds.
+    pub inference_ms: f64,
+}
+
+/// An image that could not be evaluated.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// The image file.
+    pub image: String,
+    /// Its folder type.
+    pub folder: String,
+    /// What failed: `read image`, `read mask`, `inference` or `metrics`.
+    pub stage: &'static str,
+    /// The error.
+    pub error: String,
+}
+
+/// The anomaly-detection metrics of a set of images (all, or `good` plus one defect type).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MetricSet {
+    /// Images in the set.
+    pub images: usize,
+    /// Defect-free images among them.
+    pub good: usize,
+    /// Defective images among them.
+    pub defective: usize,
+    /// Image AUROC.
+    pub image_auroc: Option<f64>,
+    /// Image average precision.
+    pub image_ap: Option<f64>,
+    /// Image F1-max.
+    pub image_f1_max: Option<f64>,
+    /// Image score threshold reaching F1-max (images scoring `>=` it are anomalous).
+    pub image_f1_threshold: Option<f64>,
+    /// Pixel AUROC.
+    pub pixel_auroc: Option<f64>,
+    /// Pixel average precision.
+    pub pixel_ap: Option<f64>,
+    /// Pixel F1-max.
+    pub pixel_f1_max: Option<f64>,
+    /// Anomaly-map threshold reaching pixel F1-max (the lower edge of a bin).
+    pub pixel_f1_threshold: Option<f64>,
+    /// AUPRO up to the FPR limit, divided by it.
+    pub aupro: Option<f64>,
+    /// Pixels of the set.
+    pub pixels: u64,
+    /// Ground-truth regions of the set.
+    pub regions: u64,
+    /// Bounds on the binning error of the pixel metrics.
+    pub bounds: PixelBounds,
+    /// Pixel scores outside the binned range (clamped to its ends).
+    pub clamped_pixels: u64,
+    /// Why a metric above is null.
+    pub undefined: BTreeMap<String, String>,
+}
+
+/// Bounds on `|binned - exact|` of the pixel metrics.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PixelBounds {
+    /// Pixel AUROC.
+    pub pixel_auroc: f64,
+    /// Pixel AP.
+    pub pixel_ap: f64,
+    /// AUPRO.
+    pub aupro: f64,
+}
+
+/// One defect word's type metrics.
+#[derive(Clone, Debug, Serialize)]
+pub struct TypeRow {
+    /// The vocabulary word.
+    pub word: String,
+    /// The folder it stands for.
+    pub folder: String,
+    /// Defective images of that folder evaluated.
+    pub images: usize,
+    /// Ground-truth pixels.
+    pub gt_pixels: u64,
+    /// One-vs-rest pixel AUROC of the word's class map.
+    pub ovr_auroc: Option<f64>,
+    /// One-vs-rest pixel AP of the word's class map.
+    pub ovr_ap: Option<f64>,
+    /// F1 of the predicted type map.
+    pub f1: Option<f64>,
+    /// IoU of the predicted type map.
+    pub iou: Option<f64>,
+    /// Fraction of the folder's images whose most probable word is this one.
+    pub image_recall: Option<f64>,
+    /// Binning bounds of the one-vs-rest metrics.
+    pub ovr_bounds: BinningBounds,
+}
+
+/// A confusion matrix with its labels.
+#[derive(Clone, Debug, Serialize)]
+pub struct LabelledMatrix {
+    /// Row labels (ground truth).
+    pub rows: Vec<String>,
+    /// Column labels (prediction).
+    pub columns: Vec<String>,
+    /// Counts, row-major.
+    pub counts: Vec<Vec<u64>>,
+}
+
+/// Defect-type metrics.
+#[derive(Clone, Debug, Serialize)]
+pub struct MultiType {
+    /// The defect words (type ids 1..).
+    pub vocabulary: Vec<String>,
+    /// Folder type -> word (null: not in the vocabulary; its images count for anomaly metrics only).
+    pub mapping: BTreeMap<String, Option<String>>,
+    /// Mean one-vs-rest pixel AUROC over the words with ground-truth pixels.
+    pub macro_ovr_auroc: Option<f64>,
+    /// Mean one-vs-rest pixel AP over those words.
+    pub macro_ovr_ap: Option<f64>,
+    /// Mean F1 of the predicted type map over those words.
+    pub macro_f1: Option<f64>,
+    /// Per word with ground-truth pixels.
+    pub per_type: Vec<TypeRow>,
+    /// Fraction of defective images (of mapped folders) whose most probable word is their folder's.
+    pub image_type_accuracy: Option<f64>,
+    /// Every image: folder (good or word) against the decision (normal when not anomalous, else the word).
+    pub image_confusion: LabelledMatrix,
+    /// Pixels: ground-truth type against predicted type map.
+    pub pixel_confusion: LabelledMatrix,
+    /// Why a metric above is null.
+    pub undefined: BTreeMap<String, String>,
+}
+
+/// Curves for the plots, thinned to at most [`PLOT_POINTS`] points.
+#[derive(Clone, Debug, Default)]
+pub struct Curves {
+    /// Image ROC `(FPR, TPR)`.
+    pub image_roc: Option<Vec<(f64, f64)>>,
+    /// Image precision-recall `(recall, precision)`.
+    pub image_pr: Option<Vec<(f64, f64)>>,
+    /// Pixel ROC.
+    pub pixel_roc: Option<Vec<(f64, f64)>>,
+    /// Pixel precision-recall.
+    pub pixel_pr: Option<Vec<(f64, f64)>>,
+    /// PRO curve `(FPR, PRO)` up to the FPR limit.
+    pub pro: Option<Vec<(f64, f64)>>,
+}
+
+/// Everything computed at the end.
+pub struct Summary {
+    /// All images.
+    pub overall: MetricSet,
+    /// `good` + each defect folder.
+    pub per_folder: Vec<(String, MetricSet)>,
+    /// Defect-type metrics.
+    pub multitype: MultiType,
+    /// Overall curves.
+    pub curves: Curves,
+}
+
+/// The running state of an evaluation.
+pub struct Aggregator {
+    settings: Settings,
+    vocabulary: Vec<String>,
+    /// Folder -> type id (0 for good; None when the folder is not a vocabulary word).
+    type_of_folder: BTreeMap<String, Option<usize>>,
+    pixels: BTreeMap<String, PixelAccumulator>,
+    types: TypeAccumulator,
+    image_argmax: ConfusionMatrix,
+    image_decision: ConfusionMatrix,
+    /// Evaluated images in order.
+    pub records: Vec<ImageRecord>,
+    /// Images that could not be evaluated.
+    pub failures: Vec<Failure>,
+}
+
+impl Aggregator {
+    /// An empty aggregator for these folders and vocabulary.
+    pub fn new(settings: Settings, vocabulary: &[String], defect_folders: &[String]) -> MetricResult<Self> {
+        let (lo, hi) = settings.range;
+        let mut type_of_folder = BTreeMap::new();
+        let mut pixels = BTreeMap::new();
+        type_of_folder.insert(GOOD.to_string(), Some(0));
+        pixels.insert(GOOD.to_string(), PixelAccumulator::new(lo, hi, settings.bins)?);
+        for folder in defect_folders {
+            let word = normalise_word(folder);
+            let id = vocabulary.iter().position(|w| normalise_word(w) == word).map(|i| i + 1);
+            type_of_folder.insert(folder.clone(), id);
+            pixels.insert(folder.clone(), PixelAccumulator::new(lo, hi, settings.bins)?);
+        }
+        let classes = vocabulary.len() + 1;
+        Ok(Self {
+            settings,
+            vocabulary: vocabulary.to_vec(),
+            type_of_folder,
+            pixels,
+            types: TypeAccumulator::new(vocabulary.len(), lo, hi, settings.bins)?,
+            image_argmax: ConfusionMatrix::new(classes),
+            image_decision: ConfusionMatrix::new(classes),
+            records: Vec::new(),
+            failures: Vec::new(),
+        })
+    }
+
+    /// The vocabulary word a folder maps to, if any.
+    pub fn word_of(&self, folder: &str) -> Option<&str> {
+        match self.type_of_folder.get(folder) {
+            Some(Some(id)) if *id > 0 => Some(self.vocabulary[id - 1].as_str()),
+            _ => None,
+        }
+    }
+
+    /// Adds one image's detection and ground truth. Everything is checked before anything is added, so a failing
+    /// image leaves the metrics as they were.
+    pub fn add(
+        &mut self,
+        sample: &Sample,
+        d: &Detection,
+        mask: &[bool],
+        size: (u32, u32),
+        timing: (f64, f64),
+    ) -> Result<(), String> {
+        let (w, h) = (size.0 as usize, size.1 as usize);
+        let map = &d.anomaly_map;
+        if (map.width, map.height) != (w, h) || mask.len() != w * h {
+            return Err(format!(
+                "anomaly map {}x{}, expected the image's and mask's size {w}x{h}",
+                map.width, map.height
+            ));
+        }
+        check_finite("anomaly map", &map.data).map_err(|e| e.to_string())?;
+        let k = self.vocabulary.len();
+        if d.class_maps.len() != k + 1 || d.class_maps.iter().any(|c| c.data.len() != w * h) {
+            return Err(format!(
+                "the post-processor returned {} class maps, expected {} of {w}x{h} (postprocess.keep_class_maps)",
+                d.class_maps.len(),
+                k + 1
+            ));
+        }
+        if d.type_map.len() != w * h {
+            return Err(format!("type map of {} pixels, expected {}", d.type_map.len(), w * h));
+        }
+        if let Some(bad) = d.type_map.iter().find(|&&t| usize::from(t) > k) {
+            return Err(format!("type map holds class {bad}, expected 0..={k}"));
+        }
+        for c in &d.class_maps[1..] {
+            check_finite("class map", &c.data).map_err(|e| e.to_string())?;
+        }
+        let folder_id = self.type_of_folder.get(&sample.folder).copied().flatten();
+        let image_type_id = self.vocabulary.iter().position(|v| *v == d.image_type).map_or(0, |i| i + 1);
+        let view = MapAndMask { width: w, height: h, scores: &map.data, mask };
+        let acc = self.pixels.get_mut(&sample.folder).ok_or_else(|| format!("unknown folder {}", sample.folder))?;
+        acc.add_image(&sample.path.display().to_string(), &view).map_err(|e| e.to_string())?;
+        if let Some(t) = folder_id {
+            let truth: Vec<u16> = mask.iter().map(|&m| if m { t as u16 } else { 0 }).collect();
+            let scores: Vec<&[f32]> = d.class_maps[1..].iter().map(|c| c.data.as_slice()).collect();
+            self.types
+                .add_image(&sample.path.display().to_string(), &truth, &d.type_map, &scores)
+                .map_err(|e| e.to_string())?;
+            if t > 0 {
+                self.image_argmax.add(t, image_type_id).map_err(|e| e.to_string())?;
+            }
+            let decided = if d.is_anomalous { image_type_id } else { 0 };
+            self.image_decision.add(t, decided).map_err(|e| e.to_string())?;
+        }
+        self.records.push(ImageRecord {
+            image: sample.path.display().to_string(),
+            folder: sample.folder.clone(),
+            score: d.score,
+            anomalous: d.is_anomalous,
+            image_type: d.image_type.clone(),
+            size: [size.0, size.1],
+            mask_pixels: mask.iter().filter(|&&m| m).count() as u64,
+            predicted_pixels: d.mask.iter().filter(|&&m| m != 0).count() as u64,
+            max_map: map.max(),
+            read_ms: timing.0,
+            inference_ms: timing.1,
+        });
+        Ok(())
+    }
+
+    /// Records an image that could not be evaluated.
+    pub fn fail(&mut self, sample: &Sample, stage: &'static str, error: String) {
+        self.failures.push(Failure {
+            image: sample.path.display().to_string(),
+            folder: sample.folder.clone(),
+            stage,
+            error,
+        });
+    }
+
+    /// Computes every metric.
+    pub fn summary(&self) -> Summary {
+        let all: Vec<&ImageRecord> = self.records.iter().collect();
+        let (overall, curves) = self.metric_set(&all, &self.merged(|_| true), true);
+        let mut per_folder = Vec::new();
+        for folder in self.pixels.keys().filter(|f| *f != GOOD) {
+            let subset: Vec<&ImageRecord> =
+                self.records.iter().filter(|r| r.folder == *folder || r.folder == GOOD).collect();
+            let pixels = self.merged(|f| f == GOOD || f == folder);
+            per_folder.push((folder.clone(), self.metric_set(&subset, &pixels, false).0));
+        }
+        Summary { overall, per_folder, multitype: self.multitype(), curves }
+    }
+
+    /// The pixel accumulators of the folders `keep` selects, merged (all share range and bins, from `new`).
+    fn merged(&self, keep: impl Fn(&str) -> bool) -> MetricResult<PixelAccumulator> {
+        let (lo, hi) = self.settings.range;
+        let mut out = PixelAccumulator::new(lo, hi, self.settings.bins)?;
+        for (_, acc) in self.pixels.iter().filter(|(f, _)| keep(f)) {
+            out.merge(acc)?;
+        }
+        Ok(out)
+    }
+
+    fn metric_set(
+        &self,
+        records: &[&ImageRecord],
+        pixels: &MetricResult<PixelAccumulator>,
+        curves: bool,
+    ) -> (MetricSet, Curves) {
+        let mut m = MetricSet {
+            images: records.len(),
+            good: records.iter().filter(|r| r.folder == GOOD).count(),
+            ..Default::default()
+        };
+        m.defective = m.images - m.good;
+        let mut c = Curves::default();
+        let scores: Vec<f32> = records.iter().map(|r| r.score).collect();
+        let labels: Vec<bool> = records.iter().map(|r| r.folder != GOOD).collect();
+        let und = &mut m.undefined;
+        match RankedCounts::from_scores(&scores, &labels) {
+            Ok(r) => {
+                m.image_auroc = put(und, "image_auroc", r.roc_auc());
+                m.image_ap = put(und, "image_ap", r.average_precision());
+                let f1 = r.f1_max();
+                m.image_f1_threshold = f1.as_ref().ok().map(|f| f.threshold);
+                m.image_f1_max = put(und, "image_f1_max", f1.map(|f| f.f1));
+                if curves {
+                    c.image_roc = r.roc_curve().ok().map(thin);
+                    c.image_pr = r.pr_curve().ok().map(thin);
+                }
+            }
+            Err(e) => {
+                for key in ["image_auroc", "image_ap", "image_f1_max"] {
+                    und.insert(key.into(), e.to_string());
+                }
+            }
+        }
+        let pixels = match pixels {
+            Ok(p) => p,
+            Err(e) => {
+                for key in ["pixel_auroc", "pixel_ap", "pixel_f1_max", "aupro"] {
+                    m.undefined.insert(key.into(), e.to_string());
+                }
+                return (m, c);
+            }
+        };
+        let binned = pixels.scores();
+        m.pixels = binned.positives() + binned.negatives();
+        m.regions = pixels.regions();
+        m.clamped_pixels = binned.clamped();
+        match binned.ranked_counts() {
+            Ok(r) => {
+                m.pixel_auroc = put(und, "pixel_auroc", r.roc_auc());
+                m.pixel_ap = put(und, "pixel_ap", r.average_precision());
+                let f1 = r.f1_max();
+                m.pixel_f1_threshold = f1.as_ref().ok().map(|f| f.threshold);
+                m.pixel_f1_max = put(und, "pixel_f1_max", f1.map(|f| f.f1));
+                if curves {
+                    c.pixel_roc = r.roc_curve().ok().map(thin);
+                    c.pixel_pr = r.pr_curve().ok().map(thin);
+                }
+            }
+            Err(e) => {
+                for key in ["pixel_auroc", "pixel_ap", "pixel_f1_max"] {
+                    und.insert(key.into(), e.to_string());
+                }
+            }
+        }
+        let limit = self.settings.fpr_limit;
+        let pro = pixels.pro_curve();
+        m.aupro = put(und, "aupro", pro.as_ref().map_err(Clone::clone).and_then(|p| p.au_pro(limit)));
+        if curves {
+            c.pro = pro.ok().map(|p| thin(p.points().take_while(|&(x, _)| x <= limit).collect()));
+        }
+        let b = binned.error_bounds();
+        m.bounds = PixelBounds {
+            pixel_auroc: b.auroc,
+            pixel_ap: b.average_precision,
+            aupro: pixels.aupro_error_bound(limit).unwrap_or(0.0),
+        };
+        (m, c)
+    }
+
+    fn multitype(&self) -> MultiType {
+        let mut undefined = BTreeMap::new();
+        let summary = self.types.summary();
+        let folder_of = |id: usize| {
+            self.type_of_folder.iter().find(|(_, t)| **t == Some(id)).map(|(f, _)| f.clone()).unwrap_or_default()
+        };
+        let per_type = summary
+            .per_type
+            .iter()
+            .map(|t| {
+                let word = self.vocabulary[t.type_id - 1].clone();
+                let images = self.image_argmax.support(t.type_id);
+                let mut und = BTreeMap::new();
+                let row = TypeRow {
+                    folder: folder_of(t.type_id),
+                    images: images as usize,
+                    gt_pixels: t.pixels,
+                    ovr_auroc: put(&mut und, "ovr_auroc", t.ovr_auroc.clone()),
+                    ovr_ap: put(&mut und, "ovr_ap", t.ovr_ap.clone()),
+                    f1: put(&mut und, "f1", t.f1.clone()),
+                    iou: put(&mut und, "iou", t.iou.clone()),
+                    image_recall: put(&mut und, "image_recall", self.image_argmax.recall(t.type_id)),
+                    ovr_bounds: t.bounds,
+                    word: word.clone(),
+                };
+                for (k, v) in und {
+                    undefined.insert(format!("{word}.{k}"), v);
+                }
+                row
+            })
+            .collect();
+        let mut names = vec![GOOD.to_string()];
+        names.extend(self.vocabulary.iter().cloned());
+        let mut predicted = vec!["normal".to_string()];
+        predicted.extend(self.vocabulary.iter().cloned());
+        MultiType {
+            vocabulary: self.vocabulary.clone(),
+            mapping: self
+                .type_of_folder
+                .keys()
+                .filter(|f| *f != GOOD)
+                .map(|f| (f.clone(), self.word_of(f).map(str::to_string)))
+                .collect(),
+            macro_ovr_auroc: put(&mut undefined, "macro_ovr_auroc", summary.macro_ovr_auroc),
+            macro_ovr_ap: put(&mut undefined, "macro_ovr_ap", summary.macro_ovr_ap),
+            macro_f1: put(&mut undefined, "macro_f1", summary.macro_f1),
+            per_type,
+            image_type_accuracy: put(&mut undefined, "image_type_accuracy", self.image_argmax.accuracy()),
+            image_confusion: LabelledMatrix {
+                rows: names.clone(),
+                columns: predicted.clone(),
+                counts: self.image_decision.rows(),
+            },
+            pixel_confusion: LabelledMatrix {
+                rows: std::iter::once("normal".to_string()).chain(self.vocabulary.iter().cloned()).collect(),
+                columns: predicted,
+                counts: self.types.confusion().rows(),
+            },
+            undefined,
+        }
+    }
+}
+
+/// A metric's value, or its reason recorded under `key`.
+fn put(undefined: &mut BTreeMap<String, String>, key: &str, r: MetricResult<f64>) -> Option<f64> {
+    match r {
+        Ok(v) if v.is_finite() => Some(v),
+        Ok(v) => {
+            undefined.insert(key.into(), format!("not a finite number ({v})"));
+            None
+        }
+        Err(e) => {
+            undefined.insert(key.into(), e.to_string());
+            None
+        }
+    }
+}
+
+/// Keeps at most about [`PLOT_POINTS`] points of a monotone curve: a point is kept when it moved far enough
+/// from the last kept one; the last point always.
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if points.len() <= PLOT_POINTS {
+        return points;
+    }
+    let step = 2.0 / PLOT_POINTS as f64;
+    let mut out = Vec::with_capacity(PLOT_POINTS + 2);
+    let mut last = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for (i, &p) in points.iter().enumerate() {
+        if i + 1 == points.len() || (p.0 - last.0).abs() + (p.1 - last.1).abs() >= step {
+            out.push(p);
+            last = p;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_ends_and_bounds_the_count() {
+        let pts: Vec<(f64, f64)> = (0..100_000).map(|i| (i as f64 / 99_999.0, (i as f64 / 99_999.0).sqrt())).collect();
+        let t = thin(pts.clone());
+        assert!(t.len() <= PLOT_POINTS + 1, "{}", t.len());
+        assert_eq!(t.first(), pts.first());
+        assert_eq!(t.last(), pts.last());
+    }
+}

@@ -1,0 +1,321 @@
+//! `loupe eval`: the field's metrics on an MVTec-layout data set, with `report.json`, `report.md` and PNG plots.
+//!
+//! Every image is inspected at its own size (the anomaly map is compared with the mask pixel for pixel), its result
+//! folded into bounded-memory accumulators (`aggregate`), and the worst cases kept as thumbnails (`gallery`).
+//! Metric definitions: `docs/eval.md`.
+
+mod aggregate;
+mod dataset;
+mod gallery;
+mod plots;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use loupe_sdk::metrics::pro::DEFAULT_FPR_LIMIT;
+use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, MapSize, OwnedImage};
+
+use aggregate::{Aggregator, Settings, Summary};
+use dataset::{Dataset, Sample, StemFilter, normalise_word, read_mask};
+use gallery::Gallery;
+use report::{DatasetInfo, Report, Timing};
+
+use crate::options::EngineOptions;
+
+/// Default bins of the pixel accumulators.
+const DEFAULT_BINS: usize = 1 << 20;
+
+/// Arguments of `loupe eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// MVTec-layout data set: `good/`, `<type>/` (or `test/good/`, `test/<type>/`) and
+    /// `ground_truth/<type>/<stem>_mask.png`; with `--category`, the folder holding the categories.
+    dataset: PathBuf,
+    /// Category subfolder of the data set (MVTec AD: `bottle`, `screw`, ...).
+    #[arg(long)]
+    category: Option<String>,
+    /// Only images whose file stem matches one of these comma-separated globs (e.g. `exp5*,exp6*`).
+    #[arg(long, value_delimiter = ',')]
+    include: Vec<String>,
+    /// Leave out images whose file stem matches one of these comma-separated globs.
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Defect words, comma-separated. Default: `prompts.defects` of the configuration, else the data set's type
+    /// folder names (`_` read as a space). Folders map to words by name.
+    #[arg(long, value_delimiter = ',')]
+    defects: Option<Vec<String>>,
+    #[command(flatten)]
+    engine: EngineOptions,
+    /// Output folder.
+    #[arg(long, default_value = "loupe-eval")]
+    out: PathBuf,
+    /// Bins of the pixel-score accumulators over the anomaly map's range (memory: about 24 bytes x bins per
+    /// folder + 16 bytes x bins per word).
+    #[arg(long, default_value_t = DEFAULT_BINS)]
+    pixel_bins: usize,
+    /// FPR limit of AUPRO.
+    #[arg(long, default_value_t = DEFAULT_FPR_LIMIT)]
+    fpr_limit: f64,
+    /// Worst false positives and false negatives shown in `worst_cases.png` (each).
+    #[arg(long, default_value_t = 4)]
+    worst: usize,
+}
+
+impl EvalArgs {
+    /// Configuration file + environment, then the flags; class maps kept, maps at the input's size.
+    fn config(&self, folders: &[String]) -> Result<LoupeConfig, LoupeError> {
+        let mut cfg = self.engine.load()?;
+        if let Some(d) = &self.defects {
+            cfg.prompts.defects = Some(d.clone());
+        } else if cfg.prompts.defects.is_none() {
+            cfg.prompts.defects = Some(folders.iter().map(|f| normalise_word(f)).collect());
+        }
+        cfg.postprocess.keep_class_maps = true;
+        if cfg.postprocess.map_size != MapSize::Input {
+            eprintln!("note: eval compares maps with masks at the image's size: postprocess.map_size set to `input`");
+            cfg.postprocess.map_size = MapSize::Input;
+        }
+        self.engine.validate(&cfg)
+    }
+
+    fn check(&self) -> Result<(), LoupeError> {
+        let invalid = |field: &str, expected: &str, found: String| {
+            Err(LoupeError::Config { file: None, field: field.into(), expected: expected.into(), found })
+        };
+        if !(self.fpr_limit > 0.0 && self.fpr_limit <= 1.0) {
+            return invalid("--fpr-limit", "a number in (0, 1]", self.fpr_limit.to_string());
+        }
+        let max = loupe_sdk::metrics::histogram::MAX_BINS;
+        if !(16..=max).contains(&self.pixel_bins) {
+            return invalid("--pixel-bins", &format!("16..={max}"), self.pixel_bins.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Runs `loupe eval`. Exit status: 0 every image evaluated, 1 some failed (reported), 2 nothing could run.
+pub fn run(args: &EvalArgs) -> ExitCode {
+    let started = Instant::now();
+    let filter = match args.check().and_then(|_| StemFilter::new(&args.include, &args.exclude)) {
+        Ok(f) => f,
+        Err(e) => return fatal(&e),
+    };
+    let dataset = match Dataset::open(&args.dataset, args.category.as_deref(), &filter) {
+        Ok(d) if !d.samples.is_empty() => d,
+        Ok(d) => {
+            return fatal(&format!(
+                "no images selected in {} ({} left out by the filters)",
+                d.images_dir.display(),
+                d.filtered_out
+            ));
+        }
+        Err(e) => return fatal(&e),
+    };
+    let (cfg, engine) =
+        match args.config(&dataset.defect_types).and_then(|cfg| Ok((cfg.clone(), loupe_dapo::build_engine(&cfg)?))) {
+            Ok(v) => v,
+            Err(e) => return fatal(&e),
+        };
+    let engine_s = started.elapsed().as_secs_f64();
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        return fatal(&format!("cannot create output folder {}: {e}", args.out.display()));
+    }
+    let layers = engine.backbone().geometry().layers;
+    let thresholds: BTreeMap<&'static str, f32> =
+        [("image", cfg.postprocess.image_threshold), ("pixel", cfg.pixel_threshold(layers))].into_iter().collect();
+    let layers = layers as f32;
+    let settings = Settings { range: (0.0, layers.max(1.0)), bins: args.pixel_bins, fpr_limit: args.fpr_limit };
+    let mut agg = match Aggregator::new(settings, engine.vocabulary(), &dataset.defect_types) {
+        Ok(a) => a,
+        Err(e) => return fatal(&e),
+    };
+    for folder in &dataset.defect_types {
+        if agg.word_of(folder).is_none() {
+            eprintln!(
+                "note: folder `{folder}` is not a word of the vocabulary ({}): its images count for anomaly metrics, \
+                 not for type metrics",
+                engine.vocabulary().join(", ")
+            );
+        }
+    }
+    let mut gallery = Gallery::new(args.worst);
+    let loop_start = Instant::now();
+    let bar = ProgressBar::new(dataset.samples.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} elapsed, ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for sample in &dataset.samples {
+        bar.set_message(sample.stem.clone());
+        if let Err((stage, e)) = evaluate_one(&engine, sample, &mut agg, &mut gallery, settings.range.1) {
+            bar.suspend(|| eprintln!("error: {}: {stage}: {e}", sample.path.display()));
+            agg.fail(sample, stage, e);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let loop_s = loop_start.elapsed().as_secs_f64();
+    let summary = agg.summary();
+    let context = Context { dataset: &dataset, engine: &engine, settings, thresholds };
+    if let Err(e) = write_outputs(args, &context, &agg, &summary, &gallery, (started, engine_s, loop_s)) {
+        return fatal(&e);
+    }
+    let (ok, failed) = (agg.records.len(), agg.failures.len());
+    let o = &summary.overall;
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "evaluated {ok} of {} images ({failed} failed) in {:.1} s: image AUROC {}, pixel AUROC {}, AUPRO@{} {}; \
+         report in {}",
+        dataset.samples.len(),
+        started.elapsed().as_secs_f64(),
+        f(o.image_auroc),
+        f(o.pixel_auroc),
+        args.fpr_limit,
+        f(o.aupro),
+        args.out.join("report.md").display()
+    );
+    if ok == 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn fatal(e: &dyn std::fmt::Display) -> ExitCode {
+    crate::print_error("", e);
+    ExitCode::from(2)
+}
+
+/// Reads, inspects and aggregates one image; the error names the stage that failed.
+fn evaluate_one(
+    engine: &Engine,
+    sample: &Sample,
+    agg: &mut Aggregator,
+    gallery: &mut Gallery,
+    range: f32,
+) -> Result<(), (&'static str, String)> {
+    let t0 = Instant::now();
+    let image = OwnedImage::open(&sample.path).map_err(|e| ("read image", e.to_string()))?;
+    let mask = match &sample.mask {
+        Some(path) => read_mask(path, image.width, image.height).map_err(|e| ("read mask", e.to_string()))?,
+        None => vec![false; image.width as usize * image.height as usize],
+    };
+    let read_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t1 = Instant::now();
+    let d: Detection = engine.inspect_one(&image.view()).map_err(|e| ("inference", e.to_string()))?;
+    let inference_ms = t1.elapsed().as_secs_f64() * 1e3;
+    agg.add(sample, &d, &mask, (image.width, image.height), (read_ms, inference_ms)).map_err(|e| ("metrics", e))?;
+    if gallery.wants(sample.is_good(), d.score) {
+        let name = format!("{}/{}", sample.folder, sample.stem);
+        gallery.offer(sample.is_good(), &name, &image.view().to_rgb(), &d, &mask, range);
+    }
+    Ok(())
+}
+
+/// What the report echoes besides the metrics.
+struct Context<'a> {
+    dataset: &'a Dataset,
+    engine: &'a Engine,
+    settings: Settings,
+    thresholds: BTreeMap<&'static str, f32>,
+}
+
+fn write_outputs(
+    args: &EvalArgs,
+    ctx: &Context<'_>,
+    agg: &Aggregator,
+    summary: &Summary,
+    gallery: &Gallery,
+    (started, engine_s, loop_s): (Instant, f64, f64),
+) -> Result<(), String> {
+    let out = &args.out;
+    let mut plots: Vec<(String, String)> = Vec::new();
+    let c = &summary.curves;
+    let o = &summary.overall;
+    let lab = |what: &str, v: Option<f64>| format!("{what} ({})", v.map_or("n/a".into(), |v| format!("{v:.3}")));
+    let mut roc = Vec::new();
+    if let Some(p) = &c.image_roc {
+        roc.push(plots::Series { label: lab("image AUROC", o.image_auroc), points: p });
+    }
+    if let Some(p) = &c.pixel_roc {
+        roc.push(plots::Series { label: lab("pixel AUROC", o.pixel_auroc), points: p });
+    }
+    plots::curves(&out.join("roc.png"), "ROC curves", ("false positive rate", "true positive rate"), 1.0, &roc, true)?;
+    plots.push(("roc.png".into(), "ROC curves".into()));
+    let mut pr = Vec::new();
+    if let Some(p) = &c.image_pr {
+        pr.push(plots::Series { label: lab("image AP", o.image_ap), points: p });
+    }
+    if let Some(p) = &c.pixel_pr {
+        pr.push(plots::Series { label: lab("pixel AP", o.pixel_ap), points: p });
+    }
+    plots::curves(&out.join("pr.png"), "Precision-recall curves", ("recall", "precision"), 1.0, &pr, false)?;
+    plots.push(("pr.png".into(), "Precision-recall curves".into()));
+    let limit = args.fpr_limit;
+    let pro: Vec<plots::Series> =
+        c.pro.iter().map(|p| plots::Series { label: lab(&format!("AUPRO@{limit}"), o.aupro), points: p }).collect();
+    plots::curves(&out.join("pro.png"), "Per-region overlap", ("false positive rate", "PRO"), limit, &pro, false)?;
+    plots.push(("pro.png".into(), format!("PRO curve up to FPR {limit}")));
+    let mut groups: Vec<String> = summary.per_folder.iter().map(|(f, _)| f.clone()).collect();
+    groups.push("all".into());
+    let sets: Vec<_> = summary.per_folder.iter().map(|(_, m)| m).chain(std::iter::once(&summary.overall)).collect();
+    let series = vec![
+        ("image AUROC".to_string(), sets.iter().map(|m| m.image_auroc).collect()),
+        ("pixel AUROC".to_string(), sets.iter().map(|m| m.pixel_auroc).collect()),
+        (format!("AUPRO@{limit}"), sets.iter().map(|m| m.aupro).collect()),
+    ];
+    plots::bars(&out.join("per_type.png"), "Per defect type (good + type)", &groups, &series)?;
+    plots.push(("per_type.png".into(), "Per defect type".into()));
+    if gallery.write(&out.join("worst_cases.png"))? {
+        plots.push(("worst_cases.png".into(), "Worst false positives and false negatives".into()));
+    }
+
+    let dataset = ctx.dataset;
+    let [backbone, bank, post] = ctx.engine.components();
+    let mut outputs: Vec<String> = vec!["report.json".into(), "report.md".into()];
+    outputs.extend(plots.iter().map(|(f, _)| f.clone()));
+    let report = Report {
+        loupe_version: env!("CARGO_PKG_VERSION"),
+        definitions: report::DEFINITIONS,
+        dataset: DatasetInfo {
+            path: args.dataset.display().to_string(),
+            category: args.category.clone(),
+            layout: dataset.layout,
+            images_dir: dataset.images_dir.display().to_string(),
+            ground_truth_dir: dataset.ground_truth_dir.display().to_string(),
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+            images: dataset.samples.len(),
+            filtered_out: dataset.filtered_out,
+            by_folder: dataset.counts().into_iter().collect(),
+        },
+        components: [("backbone", backbone), ("prompt_bank", bank), ("postprocessor", post)].into_iter().collect(),
+        thresholds: ctx.thresholds.clone(),
+        settings: ctx.settings,
+        counts: [("selected", dataset.samples.len()), ("evaluated", agg.records.len()), ("failed", agg.failures.len())]
+            .into_iter()
+            .collect(),
+        overall: &summary.overall,
+        per_type: summary.per_folder.iter().map(|(f, m)| (f.clone(), m)).collect(),
+        multitype: &summary.multitype,
+        timing: Timing::of(&agg.records, started.elapsed().as_secs_f64(), engine_s, loop_s),
+        outputs,
+        failures: &agg.failures,
+        images: &agg.records,
+    };
+    let md = report::markdown(&report, summary, &plots);
+    write_text(&out.join("report.md"), &md)?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| format!("report.json: {e}"))?;
+    write_text(&out.join("report.json"), &json)
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+}

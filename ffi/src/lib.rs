@@ -1,0 +1,67 @@
+//! # Loupe C ABI
+//!
+//! The C interface of the Loupe SDK, for C and C++ inspection software: `libloupe.so` (cdylib) or `libloupe.a`
+//! (staticlib) with the header `include/loupe.h` (generated from this crate by cbindgen, checked by
+//! `ffi/tests/header_drift.rs`) and the C++17 wrapper `include/loupe.hpp`. Guide: `docs/c-api.md`.
+//!
+//! - Handles are opaque tokens held in a registry (`handles.rs`): NULL, destroyed, foreign or wrong-kind handles
+//!   are refused with `LOUPE_STATUS_INVALID_HANDLE`, never dereferenced.
+//! - Every entry point runs in `guard::guard`: panics become `LOUPE_STATUS_PANIC`, errors a
+//!   [`LoupeStatus`] plus a thread-local message (`loupe_last_error`).
+//! - Enumerations coming *from* C (pixel and configuration formats) are plain integers, converted and checked here:
+//!   an out-of-range value in a Rust `#[repr(C)]` enum would be undefined behaviour.
+//!
+//! The Rust functions are the C functions; Rust programs should use `loupe-sdk` directly.
+
+mod args;
+mod engine;
+mod guard;
+mod handles;
+mod image;
+mod result;
+mod session;
+mod status;
+
+use std::ffi::c_char;
+
+pub use engine::{
+    LOUPE_CONFIG_JSON, LOUPE_CONFIG_TOML, LOUPE_CONFIG_YAML, LoupeEngine, loupe_engine_class_count,
+    loupe_engine_class_name, loupe_engine_create_from_file, loupe_engine_create_from_string, loupe_engine_destroy,
+};
+pub use guard::loupe_last_error;
+pub use image::{LOUPE_FORMAT_BGR8, LOUPE_FORMAT_GRAY8, LOUPE_FORMAT_RGB8, LOUPE_FORMAT_RGBA8, LoupeImageView};
+pub use result::{
+    LoupeRegion, LoupeResult, loupe_result_anomaly_map, loupe_result_class_count, loupe_result_class_name,
+    loupe_result_class_probability, loupe_result_destroy, loupe_result_image_type, loupe_result_is_anomalous,
+    loupe_result_map_range, loupe_result_mask, loupe_result_region, loupe_result_region_count, loupe_result_score,
+    loupe_result_thresholds, loupe_result_type_map, loupe_result_write_overlay,
+};
+pub use session::{
+    LoupeSession, loupe_session_create, loupe_session_destroy, loupe_session_inspect, loupe_session_inspect_batch,
+};
+pub use status::{LoupeStatus, loupe_status_name};
+
+/// Version of the C interface described by this header. It changes only when a declaration changes
+/// incompatibly; compare it with `loupe_c_api_version()` to detect a header/library mismatch.
+pub const LOUPE_C_API_VERSION: u32 = 1;
+
+/// The `LOUPE_C_API_VERSION` the library was built with.
+///
+/// Thread-safety: safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn loupe_c_api_version() -> u32 {
+    LOUPE_C_API_VERSION
+}
+
+/// The SDK's version (`"0.1.0"`), a static string: never free it.
+///
+/// Thread-safety: safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn loupe_version() -> *const c_char {
+    const VERSION: &std::ffi::CStr =
+        match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("the package version holds a NUL"),
+        };
+    VERSION.as_ptr()
+}

@@ -1,0 +1,442 @@
+//! Results: one inspected image, read through accessors, released by the caller with `loupe_result_destroy`.
+
+use std::ffi::{CString, c_char};
+
+use loupe_sdk::{Detection, render};
+
+use crate::args;
+use crate::engine::c_string;
+use crate::guard::guard;
+use crate::handles;
+use crate::image::LoupeImageView;
+use crate::status::{FfiError, LoupeStatus};
+
+/// The result of inspecting one image. Opaque; read with the `loupe_result_*` accessors, release with
+/// `loupe_result_destroy`. Immutable: any number of threads may read one result at the same time.
+pub struct LoupeResult {
+    _private: [u8; 0],
+}
+
+/// A connected region of the mask, in output-map pixels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LoupeRegion {
+    /// Left edge of the bounding box.
+    pub x: u32,
+    /// Top edge of the bounding box.
+    pub y: u32,
+    /// Width of the bounding box.
+    pub width: u32,
+    /// Height of the bounding box.
+    pub height: u32,
+    /// Number of pixels in the region.
+    pub area: u32,
+    /// Most frequent defect type of its pixels: an index into the result's classes
+    /// (`loupe_result_class_name`); never 0 (`normal`). `UINT32_MAX`, with a NULL `type_name`, if a component
+    /// reported a type outside the classes.
+    pub type_index: u32,
+    /// Name of that type; owned by the result (valid until `loupe_result_destroy`).
+    pub type_name: *const c_char,
+    /// Mean anomaly score over the region.
+    pub mean_score: f32,
+    /// Largest anomaly score in the region.
+    pub max_score: f32,
+}
+
+/// What a result handle refers to: the detection and C copies of its strings.
+pub(crate) struct ResultData {
+    pub(crate) detection: Detection,
+    class_names: Vec<CString>,
+    image_type: CString,
+    /// Index into the classes of each region's type.
+    region_types: Vec<u32>,
+    /// The anomaly map's full range (the overlay's colour scale).
+    map_range: f32,
+}
+
+impl ResultData {
+    pub(crate) fn new(detection: Detection, map_range: f32) -> Self {
+        let class_names = detection.classes.iter().map(|c| c_string(c)).collect();
+        let image_type = c_string(&detection.image_type);
+        let region_types = detection
+            .regions
+            .iter()
+            .map(|r| detection.classes.iter().position(|c| *c == r.defect_type).map_or(u32::MAX, |i| i as u32))
+            .collect();
+        Self { detection, class_names, image_type, region_types, map_range }
+    }
+}
+
+/// Looks up the result and runs `read` on it; every accessor below is this plus writing its outputs.
+fn read(result: *const LoupeResult, read: impl FnOnce(&ResultData) -> Result<(), FfiError>) -> Result<(), FfiError> {
+    let data = handles::result(result, "result")?;
+    read(&data)
+}
+
+/// Destroys a result; pointers obtained from its accessors become invalid. NULL is accepted and does nothing; a
+/// handle that is not a live result gives `LOUPE_STATUS_INVALID_HANDLE`.
+///
+/// Thread-safety: safe from any thread, but the pointers the accessors returned (maps, names) die with the
+/// result: no thread may still be reading them.
+///
+/// # Safety
+/// None beyond passing a value received from Loupe (any value is checked).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_destroy(result: *mut LoupeResult) -> LoupeStatus {
+    guard(|| handles::remove(result, "result", handles::result))
+}
+
+/// The image anomaly score, in [0, 1].
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_score` is NULL or valid for writing a `float`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_score(result: *const LoupeResult, out_score: *mut f32) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_score, "out_score", 0.0) }?;
+        read(result, |r| {
+            *out = r.detection.score;
+            Ok(())
+        })
+    })
+}
+
+/// The label: true when the score is above the image threshold (the image is anomalous).
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_anomalous` is NULL or valid for writing a `bool`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_is_anomalous(
+    result: *const LoupeResult,
+    out_anomalous: *mut bool,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_anomalous, "out_anomalous", false) }?;
+        read(result, |r| {
+            *out = r.detection.is_anomalous;
+            Ok(())
+        })
+    })
+}
+
+/// The thresholds the result was computed with: image score and anomaly-map value.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_image` and `out_pixel` are NULL or valid for writing a `float`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_thresholds(
+    result: *const LoupeResult,
+    out_image: *mut f32,
+    out_pixel: *mut f32,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let image = unsafe { args::out(out_image, "out_image", 0.0) }?;
+        // SAFETY: as above.
+        let pixel = unsafe { args::out(out_pixel, "out_pixel", 0.0) }?;
+        read(result, |r| {
+            *image = r.detection.thresholds.image;
+            *pixel = r.detection.thresholds.pixel;
+            Ok(())
+        })
+    })
+}
+
+/// The image-level defect type: the most probable defect word for the whole image (reported whether or not the
+/// image is anomalous). The string is owned by the result: valid until `loupe_result_destroy`.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_name` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_image_type(
+    result: *const LoupeResult,
+    out_name: *mut *const c_char,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_name, "out_name", std::ptr::null()) }?;
+        read(result, |r| {
+            // The result lives in the registry beyond this call: the pointer stays valid until it is destroyed.
+            *out = r.image_type.as_ptr();
+            Ok(())
+        })
+    })
+}
+
+/// The number of classes: `normal` (index 0) plus each defect word.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_count` is NULL or valid for writing a `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_class_count(result: *const LoupeResult, out_count: *mut usize) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_count, "out_count", 0) }?;
+        read(result, |r| {
+            *out = r.class_names.len();
+            Ok(())
+        })
+    })
+}
+
+/// The name of class `index`; owned by the result (valid until `loupe_result_destroy`).
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_name` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_class_name(
+    result: *const LoupeResult,
+    index: usize,
+    out_name: *mut *const c_char,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_name, "out_name", std::ptr::null()) }?;
+        read(result, |r| {
+            let i = args::index(index, r.class_names.len(), "index")?;
+            *out = r.class_names[i].as_ptr();
+            Ok(())
+        })
+    })
+}
+
+/// The image-level probability of class `index` (the probabilities of all classes sum to 1).
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_probability` is NULL or valid for writing a `float`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_class_probability(
+    result: *const LoupeResult,
+    index: usize,
+    out_probability: *mut f32,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_probability, "out_probability", 0.0) }?;
+        read(result, |r| {
+            let probabilities = &r.detection.class_probabilities;
+            let i = args::index(index, probabilities.len(), "index")?;
+            *out = probabilities[i];
+            Ok(())
+        })
+    })
+}
+
+/// Clears the three outputs, then writes the pointer to the map `select` picks and the maps' size.
+///
+/// # Safety
+/// Each output pointer is NULL or valid for writing its type.
+unsafe fn map_out<T>(
+    result: *const LoupeResult,
+    out_data: *mut *const T,
+    out_width: *mut u32,
+    out_height: *mut u32,
+    select: impl FnOnce(&ResultData) -> &[T],
+) -> Result<(), FfiError> {
+    // SAFETY: forwarded from this function's contract.
+    let (d, w, h) = unsafe {
+        (
+            args::out(out_data, "out_data", std::ptr::null())?,
+            args::out(out_width, "out_width", 0)?,
+            args::out(out_height, "out_height", 0)?,
+        )
+    };
+    read(result, |r| {
+        let map = &r.detection.anomaly_map;
+        // The result lives in the registry beyond this call: the pointer stays valid until it is destroyed.
+        *d = select(r).as_ptr();
+        *w = map.width as u32;
+        *h = map.height as u32;
+        Ok(())
+    })
+}
+
+/// The anomaly map: `width * height` floats, row-major, range [0, `loupe_result_map_range`]. Its size is the
+/// input image's (or the model's, per `postprocess.map_size`). Owned by the result (valid until
+/// `loupe_result_destroy`).
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_data`, `out_width` and `out_height` are NULL or valid for writing their types.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_anomaly_map(
+    result: *const LoupeResult,
+    out_data: *mut *const f32,
+    out_width: *mut u32,
+    out_height: *mut u32,
+) -> LoupeStatus {
+    // SAFETY: forwarded from this function's contract.
+    guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.anomaly_map.data) })
+}
+
+/// The anomaly map's full range (its number of feature layers): the top of a colour scale that means the same on
+/// every image.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_range` is NULL or valid for writing a `float`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_map_range(result: *const LoupeResult, out_range: *mut f32) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_range, "out_range", 0.0) }?;
+        read(result, |r| {
+            *out = r.map_range;
+            Ok(())
+        })
+    })
+}
+
+/// The binary mask: `width * height` bytes, 0 or 255, row-major, the anomaly map's size. Owned by the result
+/// (valid until `loupe_result_destroy`); an OpenCV user can wrap it as `cv::Mat(height, width, CV_8UC1, data)`.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_data`, `out_width` and `out_height` are NULL or valid for writing their types.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_mask(
+    result: *const LoupeResult,
+    out_data: *mut *const u8,
+    out_width: *mut u32,
+    out_height: *mut u32,
+) -> LoupeStatus {
+    // SAFETY: forwarded from this function's contract.
+    guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.mask) })
+}
+
+/// The type map: `width * height` class indices (`uint16_t`), row-major, the anomaly map's size; 0 outside the
+/// mask, else the most probable defect type of the pixel. Owned by the result (valid until
+/// `loupe_result_destroy`).
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_data`, `out_width` and `out_height` are NULL or valid for writing their types.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_type_map(
+    result: *const LoupeResult,
+    out_data: *mut *const u16,
+    out_width: *mut u32,
+    out_height: *mut u32,
+) -> LoupeStatus {
+    // SAFETY: forwarded from this function's contract.
+    guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.type_map) })
+}
+
+/// The number of connected regions of the mask.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_count` is NULL or valid for writing a `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_region_count(result: *const LoupeResult, out_count: *mut usize) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_count, "out_count", 0) }?;
+        read(result, |r| {
+            *out = r.detection.regions.len();
+            Ok(())
+        })
+    })
+}
+
+/// Region `index` (0 <= index < `loupe_result_region_count`), copied into `*out_region`.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_region` is NULL or valid for writing a `LoupeRegion`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_region(
+    result: *const LoupeResult,
+    index: usize,
+    out_region: *mut LoupeRegion,
+) -> LoupeStatus {
+    let cleared = LoupeRegion {
+        x: 0,
+        y: 0,
+        width: 0,
+        height: 0,
+        area: 0,
+        type_index: 0,
+        type_name: std::ptr::null(),
+        mean_score: 0.0,
+        max_score: 0.0,
+    };
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_region, "out_region", cleared) }?;
+        read(result, |r| {
+            let i = args::index(index, r.detection.regions.len(), "index")?;
+            let region = &r.detection.regions[i];
+            let type_index = r.region_types[i];
+            let [x, y, width, height] = region.bbox;
+            *out = LoupeRegion {
+                x,
+                y,
+                width,
+                height,
+                area: region.area,
+                type_index,
+                type_name: r.class_names.get(type_index as usize).map_or(std::ptr::null(), |n| n.as_ptr()),
+                mean_score: region.mean_score,
+                max_score: region.max_score,
+            };
+            Ok(())
+        })
+    })
+}
+
+/// Writes a PNG picture of the result: `image` (the inspected image, or any view of it; resized to the map size
+/// if it differs) tinted with the anomaly heatmap, the mask outlined in red and each region boxed in yellow.
+/// The file is always PNG, whatever its extension; an existing file is replaced.
+///
+/// Thread-safety: safe from any thread (two calls must not write the same file).
+///
+/// # Safety
+/// `image` is NULL or a view as for `loupe_session_inspect`; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_write_overlay(
+    result: *const LoupeResult,
+    image: *const LoupeImageView,
+    path: *const c_char,
+) -> LoupeStatus {
+    guard(|| {
+        let r = handles::result(result, "result")?;
+        // SAFETY: a non-NULL view is readable by the contract.
+        let image = unsafe { image.as_ref() }.ok_or_else(|| FfiError::null("image"))?;
+        // SAFETY: forwarded from this function's contract.
+        let path = unsafe { args::path(path, "path") }?;
+        // SAFETY: as above; the view is dropped before returning.
+        let view = unsafe { image.borrow("image") }?;
+        let map = &r.detection.anomaly_map;
+        let (w, h) = (map.width as u32, map.height as u32);
+        let mut rgb = view.to_rgb();
+        if rgb.dimensions() != (w, h) {
+            rgb = image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
+        }
+        render::overlay(&rgb, &r.detection, r.map_range)
+            .save_with_format(&path, image::ImageFormat::Png)
+            .map_err(|e| FfiError::new(LoupeStatus::Io, format!("overlay {}: cannot write: {e}", path.display())))
+    })
+}

@@ -1,0 +1,261 @@
+//! Builds the cdylib, compiles the C++ vision-cell example (`examples/cpp`, `-Wall -Wextra -Werror`, OpenCV) and
+//! the minimal C example (`examples/c`), runs them on the parity fixture, and checks that the C++ program's
+//! printed scores and regions, its overlays and its masks equal the Rust API's on the same images.
+//!
+//! Needs g++, a C compiler and Debian's `libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev`. Without
+//! them the test skips loudly, unless `REQUIRE_CPP=1` (CI sets it), when it fails.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use loupe_sdk::{Detection, LoupeConfig, OwnedImage, render};
+
+const OPENCV_HEADER: &str = "/usr/include/opencv4/opencv2/imgcodecs.hpp";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn found(program: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Returns false (after saying so loudly) when the toolchain is missing and `REQUIRE_CPP` is not 1.
+fn toolchain_present() -> bool {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    let mut missing = Vec::new();
+    if !found(&cxx) {
+        missing.push(format!("C++ compiler `{cxx}`"));
+    }
+    if !found("cc") {
+        missing.push("C compiler `cc`".into());
+    }
+    if !Path::new(OPENCV_HEADER).is_file() {
+        missing.push(format!("OpenCV headers ({OPENCV_HEADER})"));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    let install = "apt-get install g++ libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev";
+    if std::env::var("REQUIRE_CPP").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_CPP=1 but {what} missing; install with: {install}");
+    }
+    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests, and a skip must
+    // be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n==================== SKIPPED: C/C++ example tests ====================\n\
+         missing: {what}. Install with: {install}\n\
+         (set REQUIRE_CPP=1 to make this a failure)\n\
+         ======================================================================\n"
+    );
+    false
+}
+
+#[track_caller]
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Builds the loupe-ffi cdylib with the profile this test was built with and returns the folder holding it.
+/// `cargo test` does not put workspace cdylibs in `target/<profile>/`; the build lock is free while tests run.
+fn build_cdylib() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<this test>
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-p", "loupe-ffi", "--lib", "--target-dir"]).arg(target_dir).current_dir(workspace_root());
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+        None => panic!("cannot tell the profile from {}", exe.display()),
+    }
+    run(&mut cmd);
+    let lib = profile_dir.join(if cfg!(target_os = "macos") { "libloupe.dylib" } else { "libloupe.so" });
+    assert!(lib.is_file(), "{} was not built", lib.display());
+    profile_dir
+}
+
+/// One image's verdict as printed by the example.
+#[derive(Debug, Default)]
+struct Printed {
+    name: String,
+    score: f32,
+    label: String,
+    image_type: String,
+    regions: Vec<([u32; 4], u32, String, f32, f32)>,
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no `{key}=` in `{line}`"))
+}
+
+/// Parses the example's output; `%.9g` floats read back as the exact f32 that was printed.
+fn parse(stdout: &str) -> Vec<Printed> {
+    let mut images: Vec<Printed> = Vec::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("image ") {
+            let regions: usize = field(line, "regions").parse().unwrap();
+            images.push(Printed {
+                name: rest.split_whitespace().next().unwrap().to_string(),
+                score: field(line, "score").parse().unwrap(),
+                label: field(line, "label").to_string(),
+                image_type: field(line, "type").to_string(),
+                regions: Vec::with_capacity(regions),
+            });
+        } else if line.starts_with("  region ") {
+            let bbox: Vec<u32> = field(line, "bbox").split(',').map(|v| v.parse().unwrap()).collect();
+            images.last_mut().unwrap().regions.push((
+                bbox.try_into().unwrap(),
+                field(line, "area").parse().unwrap(),
+                field(line, "type").to_string(),
+                field(line, "mean").parse().unwrap(),
+                field(line, "max").parse().unwrap(),
+            ));
+        }
+    }
+    images
+}
+
+fn assert_matches_rust(printed: &Printed, d: &Detection) {
+    let name = &printed.name;
+    assert_eq!(printed.score, d.score, "{name}: score");
+    assert_eq!(printed.label, if d.is_anomalous { "anomalous" } else { "normal" }, "{name}: label");
+    assert_eq!(printed.image_type, d.image_type, "{name}: image type");
+    let expected: Vec<_> =
+        d.regions.iter().map(|r| (r.bbox, r.area, r.defect_type.clone(), r.mean_score, r.max_score)).collect();
+    assert_eq!(printed.regions, expected, "{name}: regions");
+}
+
+#[test]
+fn the_cpp_vision_cell_prints_and_draws_what_the_rust_api_computes() {
+    if !toolchain_present() {
+        return;
+    }
+    let lib_dir = build_cdylib();
+    let tmp = tempfile::tempdir().unwrap();
+    let program = tmp.path().join("vision_cell");
+    run(Command::new("bash")
+        .arg(workspace_root().join("examples/cpp/build.sh"))
+        .env("LOUPE_LIB_DIR", &lib_dir)
+        .env("OUT", &program));
+
+    // Thresholds chosen so that the fixture gives both labels and several regions per image.
+    let config_path = tmp.path().join("cell.toml");
+    std::fs::write(&config_path, config_toml("[postprocess]\nimage_threshold = 0.046\npixel_threshold = 3.2\n"))
+        .unwrap();
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let images = fixture_images();
+    let output = run(Command::new(&program).arg(&config_path).arg(&out_dir).args(&images));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let printed = parse(&stdout);
+    assert_eq!(printed.len(), images.len(), "one verdict per image:\n{stdout}");
+    assert!(stdout.starts_with(&format!("loupe {}, classes: normal hole scratch crack\n", env!("CARGO_PKG_VERSION"))));
+
+    // The Rust API on the same configuration file and image files.
+    let config = LoupeConfig::load(Some(&config_path)).unwrap();
+    let engine = loupe_dapo::build_engine(&config).unwrap();
+    let range = engine.backbone().geometry().layers as f32;
+    let mut labels = Vec::new();
+    let mut region_total = 0;
+    for (path, p) in images.iter().zip(&printed) {
+        assert_eq!(p.name, path.file_name().unwrap().to_str().unwrap());
+        let image = OwnedImage::open(path).unwrap();
+        let d = engine.inspect_one(&image.view()).unwrap();
+        assert_matches_rust(p, &d);
+        labels.push(d.is_anomalous);
+        region_total += d.regions.len();
+
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let mask = image::open(out_dir.join(format!("{stem}_mask.png"))).unwrap().to_luma8();
+        assert_eq!(mask.into_raw(), d.mask, "{stem}: the mask written by OpenCV from the result's memory");
+        let overlay = image::open(out_dir.join(format!("{stem}_overlay.png"))).unwrap().to_rgb8();
+        let expected = render::overlay(&image.view().to_rgb(), &d, range);
+        assert!(overlay == expected, "{stem}: the overlay differs from the SDK's rendering of the Rust result");
+    }
+    assert!(labels.contains(&true) && labels.contains(&false), "both labels exercised: {labels:?}");
+    assert!(region_total > images.len(), "several regions exercised: {region_total}");
+
+    // Bad input: an unreadable image is reported and the others still inspected; a bad configuration stops with
+    // status 2 and a message naming the file and field.
+    let junk = tmp.path().join("junk.png");
+    std::fs::write(&junk, b"not an image").unwrap();
+    let out = Command::new(&program).arg(&config_path).arg(&out_dir).arg(&junk).arg(&images[0]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.png"));
+    assert_eq!(parse(&String::from_utf8_lossy(&out.stdout)).len(), 1);
+    let bad_config = tmp.path().join("bad.yaml");
+    std::fs::write(&bad_config, "postprocess:\n  smoothing_sigma: -2\n").unwrap();
+    let out = Command::new(&program).arg(&bad_config).arg(&out_dir).arg(&images[0]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LOUPE_STATUS_CONFIG")
+            && stderr.contains("bad.yaml")
+            && stderr.contains("postprocess.smoothing_sigma"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_minimal_c_example_compiles_pedantically_and_runs() {
+    if !toolchain_present() {
+        return;
+    }
+    let lib_dir = build_cdylib();
+    let tmp = tempfile::tempdir().unwrap();
+    let program = tmp.path().join("minimal");
+    let root = workspace_root();
+    let mut rpath = std::ffi::OsString::from("-Wl,-rpath,");
+    rpath.push(&lib_dir);
+    run(Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("examples/c/minimal.c"))
+        .arg("-o")
+        .arg(&program)
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg("-lloupe")
+        .arg(rpath));
+    let config_path = tmp.path().join("loupe.toml");
+    std::fs::write(&config_path, config_toml("")).unwrap();
+    let overlay = tmp.path().join("overlay.png");
+    let out = run(Command::new(&program).arg(&config_path).arg(&overlay));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let score: f32 = field(stdout.lines().next().unwrap(), "score").parse().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{stdout}");
+    let written = image::open(&overlay).unwrap();
+    assert_eq!((written.width(), written.height()), (96, 80), "the overlay has the in-memory image's size");
+
+    // A missing configuration file: the C program prints the status name and the message naming the file.
+    let out = Command::new(&program).arg(tmp.path().join("absent.toml")).arg(&overlay).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LOUPE_STATUS_IO") && stderr.contains("absent.toml"), "{stderr}");
+}

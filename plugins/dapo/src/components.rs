@@ -1,0 +1,101 @@
+//! The DAPO components under their registry names, for the in-process registry and for the shared-library
+//! plugin alike: one factory per role, reading what it needs from the configuration.
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use loupe_sdk::plugin::guest::Registrar;
+use loupe_sdk::plugin::{Origin, Registry};
+use loupe_sdk::{Backbone, Engine, LoupeConfig, LoupeError, PostProcessor, PromptBank, Result};
+
+use crate::{ClipOnnxBackbone, DapoPromptBank, ModelDir};
+
+/// Registry name of the CLIP ONNX backbone (the plugin ABI takes C strings).
+pub const BACKBONE: &CStr = c"dapo-clip-onnx";
+/// Registry name of the DAPO prompt bank.
+pub const PROMPT_BANK: &CStr = c"dapo-prompt-bank";
+/// Registry name of the DAPO post-processor.
+pub const POSTPROCESSOR: &CStr = c"dapo-postprocess";
+
+fn name(c: &CStr) -> &str {
+    c.to_str().unwrap_or_default()
+}
+
+fn model_dir(cfg: &LoupeConfig) -> Result<ModelDir> {
+    let dir = cfg.model.dir.clone().ok_or_else(|| LoupeError::Config {
+        file: None,
+        field: "model.dir".into(),
+        expected: "a Loupe model directory (--model DIR, or model.dir in the configuration)".into(),
+        found: "nothing".into(),
+    })?;
+    ModelDir::open(&dir)
+}
+
+/// Builds the CLIP ONNX backbone of `model.dir`.
+pub fn backbone_factory(cfg: &LoupeConfig) -> Result<Arc<dyn Backbone>> {
+    Ok(Arc::new(ClipOnnxBackbone::from_model_dir(&model_dir(cfg)?)?))
+}
+
+/// Builds the prompt bank `prompts.bank` for the model of `model.dir`.
+pub fn prompt_bank_factory(cfg: &LoupeConfig) -> Result<Arc<dyn PromptBank>> {
+    let model = model_dir(cfg)?;
+    let bank: PathBuf = cfg.prompts.bank.clone().ok_or_else(|| LoupeError::Config {
+        file: None,
+        field: "prompts.bank".into(),
+        expected: "a prompt bank file (--prompts FILE, or prompts.bank in the configuration)".into(),
+        found: "nothing".into(),
+    })?;
+    Ok(Arc::new(DapoPromptBank::load(&bank, &model)?))
+}
+
+/// Builds the post-processor with the `postprocess` settings, on the backend `postprocess.backend` chooses
+/// (CPU, GPU, or the GPU on a hardware adapter; logged once).
+pub fn postprocessor_factory(cfg: &LoupeConfig) -> Result<Arc<dyn PostProcessor>> {
+    crate::postprocess::backend::build_postprocessor(&cfg.postprocess)
+}
+
+/// Registers the DAPO components as built-ins.
+pub fn register_builtins(registry: &mut Registry) -> Result<()> {
+    registry.add_backbone(name(BACKBONE), Origin::BuiltIn, Arc::new(backbone_factory))?;
+    registry.add_prompt_bank(name(PROMPT_BANK), Origin::BuiltIn, Arc::new(prompt_bank_factory))?;
+    registry.add_postprocessor(name(POSTPROCESSOR), Origin::BuiltIn, Arc::new(postprocessor_factory))
+}
+
+/// Registers the DAPO components from inside the shared-library plugin.
+pub fn register_plugin(r: &mut Registrar) -> Result<()> {
+    r.backbone(BACKBONE, backbone_factory)?;
+    r.prompt_bank(PROMPT_BANK, prompt_bank_factory)?;
+    r.postprocessor(POSTPROCESSOR, postprocessor_factory)
+}
+
+/// The built-in components plus the plugins the configuration (and `LOUPE_PLUGIN_PATH`) names.
+pub fn registry(cfg: &LoupeConfig) -> Result<Registry> {
+    let mut registry = Registry::new();
+    register_builtins(&mut registry)?;
+    registry.load_configured(cfg)?;
+    Ok(registry)
+}
+
+/// Builds the engine the configuration describes (components chosen by `components.*`).
+pub fn build_engine(cfg: &LoupeConfig) -> Result<Engine> {
+    registry(cfg)?.build_engine(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_register_once_and_match_the_default_configuration() {
+        let defaults = LoupeConfig::default().components;
+        assert_eq!(
+            (name(BACKBONE), name(PROMPT_BANK), name(POSTPROCESSOR)),
+            (defaults.backbone.as_str(), defaults.prompt_bank.as_str(), defaults.postprocessor.as_str())
+        );
+        let mut r = Registry::new();
+        register_builtins(&mut r).unwrap();
+        assert_eq!(r.listing().len(), 3);
+        assert!(register_builtins(&mut r).unwrap_err().to_string().contains("duplicate"));
+    }
+}

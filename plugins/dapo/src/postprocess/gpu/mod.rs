@@ -1,0 +1,304 @@
+//! DAPO post-processing on the GPU through wgpu (WGSL compute kernels, `kernels.wgsl`), with the CPU path
+//! ([`DapoPostProcessor`]) as reference and fallback.
+//!
+//! On the GPU: patch/text similarities with the temperature and the per-layer softmax, the sum over layers,
+//! bilinear upsampling (aligned corners), separable Gaussian smoothing, the pixel threshold and the per-pixel argmax
+//! over defect types (and the per-class maps when kept). On the CPU, because they are small: the image score and
+//! type (1 + K dot products), the bilinear taps and Gaussian weights (computed by the CPU code itself, so both
+//! paths sample the same positions with the same weights), and the connected regions of the mask.
+//!
+//! Device, pipelines and buffers are created once and reused; each batch is one submission. A GPU failure at run
+//! time (device lost, a mapping or validation error, even a panic inside wgpu) makes that batch run on the CPU
+//! with a `log::warn!`; after such a failure the post-processor stays on the CPU.
+
+mod context;
+mod layout;
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+
+use loupe_sdk::config::PostprocessConfig;
+use loupe_sdk::{ComponentInfo, Detection, ImageFeatures, OutputSize, PostProcessor, Result, TextFeatures};
+
+use super::{DapoPostProcessor, PixelMaps, assemble, check_inputs};
+use context::{GpuContext, GpuFailure, GpuMaps};
+use layout::{BatchLayout, Sizes, single_image_sizes};
+
+/// What wgpu offers on this machine, for the `auto` backend.
+pub enum AdapterChoice {
+    /// No adapter at all (no Vulkan, Metal or DX12 driver).
+    None,
+    /// Only a software adapter (lavapipe/llvmpipe, SwiftShader, WARP): correct but slower than the CPU path.
+    Software(GpuAdapter),
+    /// A hardware adapter (discrete first, then integrated, then virtual).
+    Hardware(GpuAdapter),
+}
+
+/// An adapter wgpu found, with its description.
+pub struct GpuAdapter {
+    adapter: wgpu::Adapter,
+    info: wgpu::AdapterInfo,
+}
+
+impl GpuAdapter {
+    /// The adapter's name, driver and API as wgpu reports them.
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// Whether this is a software rasteriser on the CPU rather than a GPU.
+    pub fn is_software(&self) -> bool {
+        is_software(&self.info)
+    }
+}
+
+impl fmt::Display for GpuAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.info;
+        write!(f, "{} ({:?}, {:?}", i.name, i.backend, i.device_type)?;
+        if !i.driver.is_empty() {
+            write!(f, ", driver {} {}", i.driver, i.driver_info)?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Software adapters: wgpu's device type `Cpu`, or a driver name that says so (some report `Other`).
+fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    if info.device_type == wgpu::DeviceType::Cpu {
+        return true;
+    }
+    let text = format!("{} {} {}", info.name, info.driver, info.driver_info).to_ascii_lowercase();
+    ["llvmpipe", "lavapipe", "softpipe", "swiftshader", "software", "microsoft basic render"]
+        .iter()
+        .any(|s| text.contains(s))
+}
+
+/// Hardware kinds first (discrete, integrated, virtual, other), software last.
+fn rank(info: &wgpu::AdapterInfo) -> u8 {
+    if is_software(info) {
+        return 4;
+    }
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        _ => 3,
+    }
+}
+
+impl AdapterChoice {
+    /// Enumerates the adapters of the enabled backends (`WGPU_BACKEND` narrows them) and picks the best one.
+    pub fn probe() -> Self {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let best = adapters
+            .into_iter()
+            .map(|adapter| {
+                let info = adapter.get_info();
+                GpuAdapter { adapter, info }
+            })
+            .min_by_key(|a| rank(&a.info));
+        match best {
+            None => Self::None,
+            Some(a) if a.is_software() => Self::Software(a),
+            Some(a) => Self::Hardware(a),
+        }
+    }
+}
+
+/// The GPU state behind the lock: the context while it works, `None` once it failed.
+struct GpuState {
+    context: Option<GpuContext>,
+}
+
+/// The DAPO post-processor on the GPU; same results as [`DapoPostProcessor`] (parity within 1e-5, see
+/// `docs/gpu.md`), which it falls back to on a GPU failure.
+pub struct GpuPostProcessor {
+    config: PostprocessConfig,
+    cpu: DapoPostProcessor,
+    adapter: String,
+    state: Mutex<GpuState>,
+}
+
+impl GpuPostProcessor {
+    /// On the best adapter found (hardware first, software otherwise); an error naming the setting when there is
+    /// none or its device cannot be opened.
+    pub fn new(config: PostprocessConfig) -> Result<Self> {
+        let adapter = match AdapterChoice::probe() {
+            AdapterChoice::Hardware(a) | AdapterChoice::Software(a) => a,
+            AdapterChoice::None => {
+                return Err(loupe_sdk::LoupeError::Config {
+                    file: None,
+                    field: "postprocess.backend".into(),
+                    expected: "cpu or auto on this machine: `gpu` needs a GPU adapter (Vulkan, Metal or DX12)".into(),
+                    found: "gpu, and wgpu finds no adapter".into(),
+                });
+            }
+        };
+        Self::on_adapter(config, adapter)
+    }
+
+    /// On this adapter.
+    pub fn on_adapter(config: PostprocessConfig, adapter: GpuAdapter) -> Result<Self> {
+        let context = GpuContext::new(&adapter.adapter).map_err(|e| loupe_sdk::LoupeError::Component {
+            component: "dapo-postprocess-gpu".into(),
+            message: format!("GPU adapter {adapter}: {e}"),
+        })?;
+        Ok(Self {
+            cpu: DapoPostProcessor::new(config.clone()),
+            config,
+            adapter: adapter.to_string(),
+            state: Mutex::new(GpuState { context: Some(context) }),
+        })
+    }
+
+    /// The adapter in use, as text (name, API, kind, driver).
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    /// Whether the GPU still serves batches (false after a failure: the CPU does the work from then on).
+    pub fn gpu_active(&self) -> bool {
+        self.state.lock().map(|s| s.context.is_some()).unwrap_or(false)
+    }
+
+    /// Destroys the GPU device as a driver reset would, so tests can check the fallback to the CPU.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(c) = s.context.as_mut()
+        {
+            c.destroy_device();
+        }
+    }
+
+    /// Post-processes a batch with one GPU submission (or several when it exceeds the device's buffer limits);
+    /// one detection per item, in order. Falls back to the CPU on a GPU failure.
+    pub fn process_batch(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Result<Vec<Detection>> {
+        for &(f, output) in batch {
+            check_inputs(f, text, output)?;
+        }
+        if text.classes() > usize::from(u16::MAX) {
+            // The type map holds u16 ids: leave such vocabularies to the CPU path, which decides what to do.
+            return batch.iter().map(|&(f, o)| self.cpu.process(f, text, o)).collect();
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for chunk in self.chunks(batch, text) {
+            let items = &batch[chunk.clone()];
+            match self.gpu_maps(items, text) {
+                Some(maps) => {
+                    for (&(f, _), m) in items.iter().zip(maps) {
+                        let maps = PixelMaps { anomaly: m.anomaly, type_map: m.type_map, class_maps: m.class_maps };
+                        out.push(assemble(&self.config, f, text, maps));
+                    }
+                }
+                None => {
+                    for &(f, o) in items {
+                        out.push(self.cpu.process(f, text, o)?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Splits a batch into runs that fit the device's limits; an image too large on its own gets a run of its own,
+    /// which `gpu_maps` leaves to the CPU.
+    fn chunks(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Vec<std::ops::Range<usize>> {
+        let whole = std::iter::once(0..batch.len()).collect();
+        let Ok(state) = self.state.lock() else {
+            return whole;
+        };
+        let Some(ctx) = state.context.as_ref() else {
+            return whole;
+        };
+        let mut runs = Vec::new();
+        let mut start = 0;
+        let mut total = Sizes::default();
+        let (mut max_w, mut max_h) = (0, 0);
+        for (i, &(f, o)) in batch.iter().enumerate() {
+            let one = single_image_sizes(f, text, o, &self.config);
+            let mut next = total;
+            // Counts the text matrix once per image: a little over, on the safe side.
+            next.add(&one);
+            let (w, h) = (max_w.max(o.width), max_h.max(o.height));
+            if i > start && !ctx.fits(&next, w, h, i + 1 - start, text.classes()) {
+                runs.push(start..i);
+                start = i;
+                total = one;
+                (max_w, max_h) = (o.width, o.height);
+            } else {
+                total = next;
+                (max_w, max_h) = (w, h);
+            }
+        }
+        if start < batch.len() {
+            runs.push(start..batch.len());
+        }
+        runs
+    }
+
+    /// The GPU's maps for a run, or `None` when the CPU must do it (logged).
+    fn gpu_maps(&self, items: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Option<Vec<GpuMaps>> {
+        let Ok(mut state) = self.state.lock() else {
+            return None; // A panic during an earlier batch retired the GPU; that batch already warned.
+        };
+        let ctx = state.context.as_mut()?;
+        let layout = BatchLayout::new(items, text, &self.config);
+        let (w, h) = items.iter().fold((0, 0), |(w, h), (_, o)| (w.max(o.width), h.max(o.height)));
+        if !ctx.fits(&layout.sizes, w, h, items.len(), text.classes()) {
+            log::info!(
+                "a {w}x{h} map needs {} MB on the GPU, over the adapter's limits: this image runs on the CPU",
+                layout.sizes.largest_bytes() >> 20
+            );
+            return None;
+        }
+        let keep = self.config.keep_class_maps;
+        let result = catch_unwind(AssertUnwindSafe(|| ctx.run(items, &layout, keep)));
+        let failure = match result {
+            Ok(Ok(maps)) => return Some(maps),
+            Ok(Err(failure)) => failure,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                GpuFailure { message: format!("wgpu panicked: {message}"), fatal: true }
+            }
+        };
+        if failure.fatal {
+            log::warn!(
+                "GPU post-processing failed ({}); this batch and all later ones run on the CPU",
+                failure.message
+            );
+            state.context = None;
+        } else {
+            log::warn!("GPU post-processing failed ({}); this batch runs on the CPU", failure.message);
+        }
+        None
+    }
+}
+
+impl fmt::Debug for GpuPostProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuPostProcessor").field("adapter", &self.adapter).field("config", &self.config).finish()
+    }
+}
+
+impl PostProcessor for GpuPostProcessor {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo { kind: "dapo-postprocess-gpu".into(), name: "dapo".into(), id: String::new() }
+    }
+
+    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
+        let mut v = GpuPostProcessor::process_batch(self, &[(features, output)], text)?;
+        v.pop().ok_or_else(|| loupe_sdk::LoupeError::inference("GPU post-processing", "no result"))
+    }
+
+    fn process_batch(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Result<Vec<Detection>> {
+        GpuPostProcessor::process_batch(self, batch, text)
+    }
+}
