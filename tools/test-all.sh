@@ -10,6 +10,8 @@ echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== loupe-dapo without the gpu feature (CPU post-processing only)"
+cargo test -p loupe-dapo --no-default-features --lib --locked
 
 echo "== python tools (pytest)"
 venv="${LOUPE_TOOLS_VENV:-target/tools-venv}"

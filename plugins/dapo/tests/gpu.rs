@@ -24,23 +24,44 @@ use loupe_sdk::{Detection, ImageFeatures, OutputSize, PostProcessor, TextFeature
 
 const TOLERANCE: f32 = 1e-5;
 
+/// Records warnings, to check that a fallback is announced.
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Warnings {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            self.0.lock().unwrap().push(r.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static WARNINGS: Warnings = Warnings(std::sync::Mutex::new(Vec::new()));
+
+fn warnings() -> Vec<String> {
+    // Installed once per test binary; later calls fail harmlessly.
+    let _ = log::set_logger(&WARNINGS).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    WARNINGS.0.lock().unwrap().clone()
+}
+
 fn gpu_required() -> bool {
     std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1")
 }
 
 /// The GPU post-processor on whatever adapter exists (lavapipe in CI); `None` (after a loud note) when there is
-/// none, unless `REQUIRE_GPU=1`.
+/// no adapter at all, unless `REQUIRE_GPU=1`. An adapter on which it cannot be built is a failure, not a skip.
 fn gpu(config: &PostprocessConfig) -> Option<GpuPostProcessor> {
-    match GpuPostProcessor::new(config.clone()) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            assert!(!gpu_required(), "REQUIRE_GPU=1 but no GPU post-processor: {e}");
-            eprintln!(
-                "\n!!! SKIPPED: no GPU adapter ({e}). Install mesa-vulkan-drivers (lavapipe) to run this test.\n"
-            );
-            None
-        }
+    if matches!(AdapterChoice::probe(), AdapterChoice::None) {
+        assert!(!gpu_required(), "REQUIRE_GPU=1 but wgpu finds no GPU adapter (is mesa-vulkan-drivers installed?)");
+        eprintln!("\n!!! SKIPPED: no GPU adapter. Install mesa-vulkan-drivers (lavapipe) to run this test.\n");
+        return None;
     }
+    Some(GpuPostProcessor::new(config.clone()).unwrap())
 }
 
 /// Deterministic pseudo-random numbers (xorshift), uniform in [-1, 1).
@@ -178,18 +199,13 @@ fn working_size_matches_the_cpu() {
     let text = random_text(&mut rng, 21, 768);
     let f = random_features(&mut rng, &text, 37, 4);
     let out = OutputSize { width: 518, height: 518 };
+    // The CPU keeps its class maps for the tie check of `assert_same`; the GPU runs the default configuration.
     let cpu = DapoPostProcessor::new(PostprocessConfig { keep_class_maps: true, ..config.clone() });
-    let g = gpu.process(&f, &text, out).unwrap();
-    let mut c = cpu.process(&f, &text, out).unwrap();
+    let mut g = gpu.process(&f, &text, out).unwrap();
+    let c = cpu.process(&f, &text, out).unwrap();
     assert!(g.class_maps.is_empty(), "class maps are not kept by default");
-    // Compare with class maps on the CPU side only (for the tie check), then drop them.
-    let masked = {
-        let mut g2 = g.clone();
-        g2.class_maps = c.class_maps.clone();
-        assert_same("37x37, 21 classes, dim 768", &g2, &c)
-    };
-    c.class_maps.clear();
-    assert!(masked > 0);
+    g.class_maps = c.class_maps.clone();
+    assert!(assert_same("37x37, 21 classes, dim 768", &g, &c) > 0, "nothing masked, the test is weak");
 }
 
 fn fixture_path() -> PathBuf {
@@ -248,6 +264,36 @@ fn fixture_features_match_the_cpu_and_the_reference() {
     }
 }
 
+/// Through the engine: the fixture model's batch of 4 images is one GPU submission, with the CPU engine's results.
+#[test]
+fn engine_batches_are_one_submission_each() {
+    let config = PostprocessConfig { smoothing_sigma: 1.0, ..Default::default() };
+    let Some(gpu) = gpu(&config) else { return };
+    let gpu = std::sync::Arc::new(gpu);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity");
+    let model = loupe_dapo::ModelDir::open(&dir.join("model")).unwrap();
+    let backbone = std::sync::Arc::new(loupe_dapo::ClipOnnxBackbone::from_model_dir(&model).unwrap());
+    let bank = std::sync::Arc::new(loupe_dapo::DapoPromptBank::load(&dir.join("bank.safetensors"), &model).unwrap());
+    let mut cfg = loupe_sdk::LoupeConfig { postprocess: config.clone(), ..Default::default() };
+    cfg.engine.batch_size = 4;
+    let on_gpu = loupe_sdk::Engine::new(backbone.clone(), bank.clone(), gpu.clone(), &cfg).unwrap();
+    let on_cpu =
+        loupe_sdk::Engine::new(backbone, bank, std::sync::Arc::new(DapoPostProcessor::new(config)), &cfg).unwrap();
+    let images: Vec<loupe_sdk::OwnedImage> = ["gray", "rgb", "rgba", "gray_hole"]
+        .iter()
+        .map(|s| loupe_sdk::OwnedImage::open(&dir.join("images").join(format!("{s}.png"))).unwrap())
+        .collect();
+    let views: Vec<_> = images.iter().map(loupe_sdk::OwnedImage::view).collect();
+    let before = gpu.submissions();
+    let g = on_gpu.inspect(&views).unwrap();
+    assert_eq!(gpu.submissions() - before, 1, "4 images with batch_size 4: one submission");
+    let c = on_cpu.inspect(&views).unwrap();
+    for (i, (g, c)) in g.iter().zip(&c).enumerate() {
+        assert_close(&format!("engine image {i}"), &g.anomaly_map.data, &c.anomaly_map.data);
+    }
+    assert_eq!(on_gpu.components()[2].kind, "dapo-postprocess-gpu");
+}
+
 /// Buffers are reused across batches of different shapes, and the results do not depend on what ran before.
 #[test]
 fn buffers_are_reused_across_batch_shapes() {
@@ -267,6 +313,34 @@ fn buffers_are_reused_across_batch_shapes() {
         assert_same(&format!("round {round}, small in a batch"), &two[1], &c_small);
         assert_same(&format!("round {round}, small alone"), &one, &c_small);
         assert_eq!(one.anomaly_map.data, two[1].anomaly_map.data, "same image, same GPU result");
+    }
+}
+
+/// A batch over the adapter's buffer limit is split into several submissions; an image over it on its own runs
+/// on the CPU. Results are the same either way.
+#[test]
+fn batches_over_the_buffer_limit_are_split() {
+    let config = PostprocessConfig::default();
+    let Some(gpu) = gpu(&config) else { return };
+    let cpu = DapoPostProcessor::new(config.clone());
+    let mut rng = Rng(2024);
+    let text = random_text(&mut rng, 4, 16);
+    let images: Vec<ImageFeatures> = (0..4).map(|_| random_features(&mut rng, &text, 6, 2)).collect();
+    let small = OutputSize { width: 40, height: 40 };
+    let big = OutputSize { width: 100, height: 90 };
+    // The largest buffer of a 40x40 image is its read-back (2 x 1600 words = 12.8 kB): two fit under 30 kB.
+    gpu.lower_buffer_limit_for_tests(30_000);
+    let batch = [(&images[0], small), (&images[1], small), (&images[2], big), (&images[3], small)];
+    let before = gpu.submissions();
+    let out = gpu.process_batch(&batch, &text).unwrap();
+    // [0, 1] together, [2] alone and too large (CPU, no submission), [3] alone.
+    assert_eq!(gpu.submissions() - before, 2);
+    assert!(gpu.gpu_active(), "a batch over the limits is not a GPU failure");
+    for (i, ((f, o), d)) in batch.iter().zip(&out).enumerate() {
+        let mut c = cpu.process(f, &text, *o).unwrap();
+        c.class_maps.clear();
+        assert_close(&format!("image {i}"), &d.anomaly_map.data, &c.anomaly_map.data);
+        assert_eq!((d.anomaly_map.width, d.anomaly_map.height), (o.width, o.height));
     }
 }
 
@@ -297,9 +371,13 @@ fn a_lost_device_falls_back_to_the_cpu() {
     let out = OutputSize { width: 70, height: 50 };
     gpu.process(&f, &text, out).unwrap();
     assert!(gpu.gpu_active());
+    warnings();
     gpu.simulate_device_loss();
     let after = gpu.process_batch(&[(&f, out), (&f, out)], &text).unwrap();
     assert!(!gpu.gpu_active(), "after a failure the post-processor stays on the CPU");
+    let warned = warnings();
+    assert!(warned.iter().any(|w| w.contains("run on the CPU")), "no fallback warning among {warned:?}");
+    eprintln!("warnings: {warned:?}");
     let expected = cpu.process(&f, &text, out).unwrap();
     for d in &after {
         assert_eq!(d.anomaly_map, expected.anomaly_map, "the fallback is the CPU path itself");

@@ -4,6 +4,9 @@
 //! over classes); the layers' probabilities are summed into per-class maps; the anomaly map is the sum of the
 //! defect classes, upsampled bilinearly (aligned corners) to the output size and optionally smoothed. The image
 //! score compares the global feature with `normal` and with the mean of the defect rows.
+//!
+//! `gpu/` computes the same on the GPU (wgpu) with this code as reference and fallback; `backend.rs` chooses
+//! between them (`postprocess.backend`, `docs/gpu.md`).
 
 pub mod backend;
 #[cfg(feature = "gpu")]

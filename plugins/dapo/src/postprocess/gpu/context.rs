@@ -7,7 +7,7 @@ use std::sync::mpsc;
 
 use loupe_sdk::{ImageFeatures, OutputSize, ScoreMap};
 
-use super::layout::{BatchLayout, PARAMS_WORDS, Sizes};
+use super::layout::{BatchLayout, BatchShape, PARAMS_WORDS, Sizes};
 
 /// Why the GPU could not compute a batch. `fatal` failures (device lost, uncaptured errors) retire the GPU.
 #[derive(Debug)]
@@ -31,6 +31,7 @@ pub(crate) struct GpuMaps {
 
 /// The compute pipelines, one per kernel of `kernels.wgsl`.
 struct Pipelines {
+    normalize_patches: wgpu::ComputePipeline,
     layer_softmax: wgpu::ComputePipeline,
     sum_layers: wgpu::ComputePipeline,
     upsample_anomaly: wgpu::ComputePipeline,
@@ -147,6 +148,7 @@ impl GpuContext {
             })
         };
         let pipelines = Pipelines {
+            normalize_patches: pipeline("normalize_patches"),
             layer_softmax: pipeline("layer_softmax"),
             sum_layers: pipeline("sum_layers"),
             upsample_anomaly: pipeline("upsample_anomaly"),
@@ -166,15 +168,21 @@ impl GpuContext {
         self.device.destroy();
     }
 
-    /// Whether a batch of these sizes fits the device's buffer and dispatch limits.
-    pub fn fits(&self, sizes: &Sizes, max_width: usize, max_height: usize, images: usize, classes: usize) -> bool {
-        let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+    /// Lowers the buffer limit that batches are planned against (not the device's own), to test splitting.
+    pub fn lower_buffer_limit(&mut self, bytes: u64) {
+        self.limits.max_storage_buffer_binding_size = bytes;
+    }
+
+    /// Whether a batch of this shape fits the device's buffer and dispatch limits (and u32 element offsets).
+    pub fn fits(&self, shape: &BatchShape) -> bool {
+        let binding = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size).min(u32::MAX.into());
         let groups = self.limits.max_compute_workgroups_per_dimension as usize;
-        sizes.largest_bytes() <= binding
-            && (4 * PARAMS_WORDS * images) as u64 <= binding
-            && max_width.div_ceil(WORKGROUP_2D as usize) <= groups
-            && max_height.div_ceil(WORKGROUP_2D as usize) <= groups
-            && images * classes.max(1) <= groups
+        shape.sizes.largest_bytes() <= binding
+            && (4 * PARAMS_WORDS * shape.images) as u64 <= binding
+            && shape.max_rows.div_ceil(WORKGROUP_1D as usize) <= groups
+            && shape.max_width.div_ceil(WORKGROUP_2D as usize) <= groups
+            && shape.max_height.div_ceil(WORKGROUP_2D as usize) <= groups
+            && shape.images * shape.classes.max(1) <= groups
     }
 
     /// Buffers at least as large as `sizes` asks, reallocated (with a new bind group) only when they grow.
@@ -292,6 +300,7 @@ impl GpuContext {
                 pass.set_pipeline(pipeline);
                 pass.dispatch_workgroups(x, y, z);
             };
+            dispatch(&p.normalize_patches, rows, 1, images);
             dispatch(&p.layer_softmax, rows, 1, images);
             dispatch(&p.sum_layers, cells, 1, images);
             dispatch(&p.upsample_anomaly, wx, wy, images);
@@ -367,4 +376,37 @@ fn unpack(words: &[u32], slot: &super::layout::Slot, classes: usize, keep_class_
         Vec::new()
     };
     GpuMaps { anomaly, type_map, class_maps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::naga;
+
+    /// The kernels parse and validate with wgpu's own shader compiler (naga), GPU or not; the bindings match `BINDINGS`.
+    #[test]
+    fn kernels_validate_without_a_gpu() {
+        let module = naga::front::wgsl::parse_str(include_str!("kernels.wgsl")).unwrap_or_else(|e| {
+            panic!("kernels.wgsl: {}", e.emit_to_string(include_str!("kernels.wgsl")));
+        });
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("kernels.wgsl does not validate: {e:?}"));
+        for (i, &(read_only, name)) in BINDINGS.iter().enumerate() {
+            let var = module
+                .global_variables
+                .iter()
+                .map(|(_, v)| v)
+                .find(|v| v.binding.as_ref().is_some_and(|b| b.group == 0 && b.binding == i as u32))
+                .unwrap_or_else(|| panic!("binding {i} ({name}) missing from kernels.wgsl"));
+            assert_eq!(var.name.as_deref(), Some(name), "binding {i}");
+            let access = match var.space {
+                naga::AddressSpace::Storage { access } => access,
+                other => panic!("binding {i}: {other:?}"),
+            };
+            assert_eq!(!access.contains(naga::StorageAccess::STORE), read_only, "binding {i} ({name}) access");
+        }
+        let entries: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(entries.len(), 8, "{entries:?}");
+    }
 }

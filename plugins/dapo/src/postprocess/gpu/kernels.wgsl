@@ -12,7 +12,7 @@ struct Params {
     width: u32,        // output map
     height: u32,
     radius: u32,       // Gaussian radius; 0 = no smoothing
-    feat_off: u32,     // feats: patch features [layers, cells, dim]
+    feat_off: u32,     // feats: patch features as uploaded [layers, cells, dim]
     probs_off: u32,    // scratch: per-layer class probabilities [layers, classes, cells]
     grids_off: u32,    // scratch: class grids summed over layers [classes, cells]
     agrid_off: u32,    // scratch: anomaly grid [cells]
@@ -26,7 +26,7 @@ struct Params {
     temperature: f32,
     threshold: f32,
     text_off: u32,     // consts: text matrix [classes, dim], L2-normalised rows
-    _pad0: u32,
+    norm_off: u32,     // scratch: normalised patch features, transposed [layers, dim, cells]
     _pad1: u32,
 }
 
@@ -42,6 +42,30 @@ struct Params {
 // probability sum), so a start at the lowest finite value picks the same winner, and WGSL has no inf literal.
 const LOWEST: f32 = -3.40282347e38;
 
+// Per (layer, patch): L2-normalises the patch feature (`normalize` on the CPU: a zero vector stays) into a
+// [layers, dim, cells] copy, so that the threads of `layer_softmax` (one per patch) read neighbouring addresses.
+@compute @workgroup_size(64)
+fn normalize_patches(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = params[gid.z];
+    let i = gid.x;
+    if (i >= p.layers * p.cells) {
+        return;
+    }
+    let row = p.feat_off + i * p.dim;
+    var ss = 0.0;
+    for (var d = 0u; d < p.dim; d++) {
+        let x = feats[row + d];
+        ss += x * x;
+    }
+    let norm = sqrt(ss);
+    let l = i / p.cells;
+    let out = p.norm_off + l * p.dim * p.cells + i % p.cells;
+    for (var d = 0u; d < p.dim; d++) {
+        let x = feats[row + d];
+        scratch[out + d * p.cells] = select(x, x / norm, norm > 0.0);
+    }
+}
+
 // Per (layer, patch): cosine with every text row / temperature, softmax over classes (`class_grids` on the CPU).
 @compute @workgroup_size(64)
 fn layer_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -52,22 +76,14 @@ fn layer_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let l = i / p.cells;
     let cell = i % p.cells;
-    let row = p.feat_off + i * p.dim;
-    var ss = 0.0;
-    for (var d = 0u; d < p.dim; d++) {
-        let x = feats[row + d];
-        ss += x * x;
-    }
-    let norm = sqrt(ss);
-    // `normalize` leaves a zero vector as it is.
-    let scale = select(1.0, norm, norm > 0.0);
+    let src = p.norm_off + l * p.dim * p.cells + cell;
     let out = p.probs_off + l * p.classes * p.cells + cell;
     var mx = LOWEST;
     for (var k = 0u; k < p.classes; k++) {
         let t = p.text_off + k * p.dim;
         var acc = 0.0;
         for (var d = 0u; d < p.dim; d++) {
-            acc += (feats[row + d] / scale) * consts[t + d];
+            acc += scratch[src + d * p.cells] * consts[t + d];
         }
         let logit = acc / p.temperature;
         scratch[out + k * p.cells] = logit;

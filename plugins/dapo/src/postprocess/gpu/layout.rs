@@ -35,6 +35,7 @@ pub(crate) struct Params {
     pub temperature: f32,
     pub threshold: f32,
     pub text_off: u32,
+    pub norm_off: u32,
 }
 
 impl Params {
@@ -63,7 +64,7 @@ impl Params {
             self.temperature.to_bits(),
             self.threshold.to_bits(),
             self.text_off,
-            0,
+            self.norm_off,
             0,
         ]
     }
@@ -76,7 +77,7 @@ pub(crate) struct Sizes {
     pub feats: usize,
     /// Text matrix, Gaussian weights, bilinear taps.
     pub consts: usize,
-    /// Per-layer probabilities, class grids, anomaly grids.
+    /// Normalised (transposed) patch features, per-layer probabilities, class grids, anomaly grids.
     pub scratch: usize,
     /// Anomaly maps and their smoothing intermediates.
     pub maps: usize,
@@ -115,7 +116,7 @@ fn image_sizes(features: &ImageFeatures, classes: usize, output: OutputSize, kee
     Sizes {
         feats: features.layers * cells * features.dim,
         consts: 3 * (output.width + output.height),
-        scratch: features.layers * classes * cells + classes * cells + cells,
+        scratch: features.layers * cells * features.dim + features.layers * classes * cells + classes * cells + cells,
         maps: 2 * pixels,
         types: pixels,
         class_maps,
@@ -123,16 +124,56 @@ fn image_sizes(features: &ImageFeatures, classes: usize, output: OutputSize, kee
     }
 }
 
-/// What a batch of one image needs: for splitting batches under the device's limits.
-pub(crate) fn single_image_sizes(
-    features: &ImageFeatures,
-    text: &TextFeatures,
-    output: OutputSize,
-    config: &PostprocessConfig,
-) -> Sizes {
-    let mut s = image_sizes(features, text.classes(), output, config.keep_class_maps);
-    s.consts += text.rows.len() + smoothing_kernel(config.smoothing_sigma).len();
-    s
+/// What the device's limits are checked against: buffer sizes and dispatch extents of a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BatchShape {
+    /// Element counts of the shared buffers.
+    pub sizes: Sizes,
+    /// Largest output map.
+    pub max_width: usize,
+    /// Largest output map.
+    pub max_height: usize,
+    /// Largest `layers * cells` (threads of the per-patch kernels).
+    pub max_rows: usize,
+    /// Images in the batch.
+    pub images: usize,
+    /// Classes (1 + K), the same for every image.
+    pub classes: usize,
+}
+
+impl BatchShape {
+    /// The shape of a batch of one image (the text matrix and Gaussian weights included).
+    pub fn one(features: &ImageFeatures, text: &TextFeatures, output: OutputSize, config: &PostprocessConfig) -> Self {
+        let mut sizes = image_sizes(features, text.classes(), output, config.keep_class_maps);
+        sizes.consts += text.rows.len() + smoothing_kernel(config.smoothing_sigma).len();
+        Self {
+            sizes,
+            max_width: output.width,
+            max_height: output.height,
+            max_rows: features.layers * features.grid_w * features.grid_h,
+            images: 1,
+            classes: text.classes(),
+        }
+    }
+
+    /// The shape of both batches together (counting the shared constants twice: a little over, on the safe side).
+    pub fn with(&self, o: &BatchShape) -> Self {
+        let mut sizes = self.sizes;
+        sizes.add(&o.sizes);
+        Self {
+            sizes,
+            max_width: self.max_width.max(o.max_width),
+            max_height: self.max_height.max(o.max_height),
+            max_rows: self.max_rows.max(o.max_rows),
+            images: self.images + o.images,
+            classes: self.classes.max(o.classes),
+        }
+    }
+
+    /// The shape of a whole batch.
+    pub fn of(batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures, config: &PostprocessConfig) -> Self {
+        batch.iter().fold(Self::default(), |acc, &(f, o)| acc.with(&Self::one(f, text, o, config)))
+    }
 }
 
 /// Where one image's results lie in the read-back buffer.
@@ -203,7 +244,8 @@ impl BatchLayout {
             push_taps(&mut consts, xs);
             let ytaps_off = consts.len();
             push_taps(&mut consts, ys);
-            let probs_off = at.scratch;
+            let norm_off = at.scratch;
+            let probs_off = norm_off + f.layers * cells * f.dim;
             let grids_off = probs_off + f.layers * classes * cells;
             let agrid_off = grids_off + classes * cells;
             let params = Params {
@@ -229,6 +271,7 @@ impl BatchLayout {
                 temperature: config.temperature,
                 threshold: pixel_threshold(config, f),
                 text_off: 0,
+                norm_off: u32_of(norm_off),
             };
             let readback =
                 Readback { anomaly: readback_at, types: readback_at + pixels, class_maps: readback_at + 2 * pixels };
@@ -272,11 +315,14 @@ mod tests {
         assert_eq!(p0.feat_off, 0);
         assert_eq!(p1.feat_off as usize, a.patches.len());
         assert_eq!(l.sizes.feats, a.patches.len() + b.patches.len());
-        // scratch: 3 layers x 3 classes x cells of probabilities, 3 class grids, 1 anomaly grid.
-        assert_eq!(p0.grids_off, 3 * 3 * 4);
+        // scratch: 3 layers x cells x dim 4 of features, 3 layers x 3 classes x cells of probabilities, 3 class
+        // grids, 1 anomaly grid.
+        assert_eq!((p0.norm_off, p0.probs_off), (0, 3 * 4 * 4));
+        assert_eq!(p0.grids_off, p0.probs_off + 3 * 3 * 4);
         assert_eq!(p0.agrid_off, p0.grids_off + 3 * 4);
-        assert_eq!(p1.probs_off, p0.agrid_off + 4);
-        assert_eq!(l.sizes.scratch, (9 + 3 + 1) * 4 + (9 + 3 + 1) * 9);
+        assert_eq!(p1.norm_off, p0.agrid_off + 4);
+        assert_eq!(p1.probs_off, p1.norm_off + 3 * 9 * 4);
+        assert_eq!(l.sizes.scratch, (12 + 9 + 3 + 1) * 4 + (12 + 9 + 3 + 1) * 9);
         assert_eq!((p0.map_off, p0.tmp_off, p1.map_off), (0, 20, 40));
         assert_eq!((p1.types_off, p1.class_off), (20, 60));
         assert_eq!(l.slots[1].readback, Readback { anomaly: 100, types: 142, class_maps: 184 });

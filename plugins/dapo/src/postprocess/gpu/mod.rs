@@ -17,13 +17,14 @@ mod layout;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::{ComponentInfo, Detection, ImageFeatures, OutputSize, PostProcessor, Result, TextFeatures};
 
 use super::{DapoPostProcessor, PixelMaps, assemble, check_inputs};
 use context::{GpuContext, GpuFailure, GpuMaps};
-use layout::{BatchLayout, Sizes, single_image_sizes};
+use layout::{BatchLayout, BatchShape};
 
 /// What wgpu offers on this machine, for the `auto` backend.
 pub enum AdapterChoice {
@@ -120,6 +121,7 @@ pub struct GpuPostProcessor {
     cpu: DapoPostProcessor,
     adapter: String,
     state: Mutex<GpuState>,
+    submissions: AtomicU64,
 }
 
 impl GpuPostProcessor {
@@ -151,6 +153,7 @@ impl GpuPostProcessor {
             config,
             adapter: adapter.to_string(),
             state: Mutex::new(GpuState { context: Some(context) }),
+            submissions: AtomicU64::new(0),
         })
     }
 
@@ -164,6 +167,11 @@ impl GpuPostProcessor {
         self.state.lock().map(|s| s.context.is_some()).unwrap_or(false)
     }
 
+    /// GPU submissions so far: one per batch (more only for a batch over the device's buffer limits).
+    pub fn submissions(&self) -> u64 {
+        self.submissions.load(Ordering::Relaxed)
+    }
+
     /// Destroys the GPU device as a driver reset would, so tests can check the fallback to the CPU.
     #[doc(hidden)]
     pub fn simulate_device_loss(&self) {
@@ -171,6 +179,17 @@ impl GpuPostProcessor {
             && let Some(c) = s.context.as_mut()
         {
             c.destroy_device();
+        }
+    }
+
+    /// Plans batches as if the adapter's buffers were limited to `bytes`, so tests can exercise the splitting of
+    /// large batches and the CPU path of images too large for the GPU.
+    #[doc(hidden)]
+    pub fn lower_buffer_limit_for_tests(&self, bytes: u64) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(c) = s.context.as_mut()
+        {
+            c.lower_buffer_limit(bytes);
         }
     }
 
@@ -216,22 +235,16 @@ impl GpuPostProcessor {
         };
         let mut runs = Vec::new();
         let mut start = 0;
-        let mut total = Sizes::default();
-        let (mut max_w, mut max_h) = (0, 0);
+        let mut total = BatchShape::default();
         for (i, &(f, o)) in batch.iter().enumerate() {
-            let one = single_image_sizes(f, text, o, &self.config);
-            let mut next = total;
-            // Counts the text matrix once per image: a little over, on the safe side.
-            next.add(&one);
-            let (w, h) = (max_w.max(o.width), max_h.max(o.height));
-            if i > start && !ctx.fits(&next, w, h, i + 1 - start, text.classes()) {
+            let one = BatchShape::one(f, text, o, &self.config);
+            let next = total.with(&one);
+            if i > start && !ctx.fits(&next) {
                 runs.push(start..i);
                 start = i;
                 total = one;
-                (max_w, max_h) = (o.width, o.height);
             } else {
                 total = next;
-                (max_w, max_h) = (w, h);
             }
         }
         if start < batch.len() {
@@ -246,16 +259,19 @@ impl GpuPostProcessor {
             return None; // A panic during an earlier batch retired the GPU; that batch already warned.
         };
         let ctx = state.context.as_mut()?;
-        let layout = BatchLayout::new(items, text, &self.config);
-        let (w, h) = items.iter().fold((0, 0), |(w, h), (_, o)| (w.max(o.width), h.max(o.height)));
-        if !ctx.fits(&layout.sizes, w, h, items.len(), text.classes()) {
+        let shape = BatchShape::of(items, text, &self.config);
+        if !ctx.fits(&shape) {
             log::info!(
-                "a {w}x{h} map needs {} MB on the GPU, over the adapter's limits: this image runs on the CPU",
-                layout.sizes.largest_bytes() >> 20
+                "a {}x{} map needs a {} MB buffer on the GPU, over the adapter's limits: this image runs on the CPU",
+                shape.max_width,
+                shape.max_height,
+                shape.sizes.largest_bytes() >> 20
             );
             return None;
         }
+        let layout = BatchLayout::new(items, text, &self.config);
         let keep = self.config.keep_class_maps;
+        self.submissions.fetch_add(1, Ordering::Relaxed);
         let result = catch_unwind(AssertUnwindSafe(|| ctx.run(items, &layout, keep)));
         let failure = match result {
             Ok(Ok(maps)) => return Some(maps),
