@@ -12,21 +12,9 @@ use loupe_dapo::postprocess::gpu::GpuPostProcessor;
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::{ImageFeatures, OutputSize, PostProcessor, TextFeatures};
 
-/// Deterministic pseudo-random numbers (xorshift), uniform in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::Rng;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

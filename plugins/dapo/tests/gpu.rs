@@ -22,6 +22,9 @@ use loupe_dapo::postprocess::gpu::{AdapterChoice, GpuPostProcessor};
 use loupe_sdk::config::{PostprocessBackend, PostprocessConfig};
 use loupe_sdk::{Detection, ImageFeatures, OutputSize, PostProcessor, TextFeatures};
 
+mod common;
+use common::Rng;
+
 const TOLERANCE: f32 = 1e-5;
 
 /// Records warnings, to check that a fallback is announced.
@@ -62,22 +65,6 @@ fn gpu(config: &PostprocessConfig) -> Option<GpuPostProcessor> {
         return None;
     }
     Some(GpuPostProcessor::new(config.clone()).unwrap())
-}
-
-/// Deterministic pseudo-random numbers (xorshift), uniform in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
 }
 
 fn random_text(rng: &mut Rng, classes: usize, dim: usize) -> TextFeatures {
