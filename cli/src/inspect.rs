@@ -61,8 +61,11 @@ impl InspectArgs {
 
 /// Runs `loupe inspect`. Exit status: 0 all images inspected, 1 some failed, 2 nothing could run.
 pub fn run(args: &InspectArgs) -> ExitCode {
-    let engine = match args.config().and_then(|cfg| loupe_dapo::build_engine(&cfg)) {
-        Ok(e) => e,
+    let engine = match args.config().and_then(|cfg| Ok((loupe_dapo::build_engine(&cfg)?, cfg))) {
+        Ok((engine, cfg)) => {
+            eprintln!("{}", crate::options::model_line(&cfg, &engine));
+            engine
+        }
         Err(e) => {
             crate::print_error("", &e);
             return ExitCode::from(2);

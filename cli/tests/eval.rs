@@ -1,7 +1,8 @@
 //! End-to-end tests of `loupe eval` on the committed 13-image MVTec-layout fixture (`tests/fixtures/mvtec-mini`,
 //! downscaled Magnetic-Tile images) with the tiny random-weight fixture model: the three kinds of output exist and
-//! agree with each other and with the data set, filters and the MVTec `test/` layout work, and unreadable images
-//! are reported and counted.
+//! agree with each other and with the data set, filters and the MVTec `test/` layout work, unreadable images
+//! are reported and counted, and the training-free baseline is reported beside the model (or not, with
+//! `--no-baseline`).
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -9,6 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use loupe_sdk::OwnedImage;
+use loupe_sdk::baseline::LocalContrast;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -60,10 +63,10 @@ fn images_on_disk(root: &Path) -> BTreeMap<String, Vec<PathBuf>> {
     out
 }
 
-/// Mann-Whitney AUROC of the per-image scores written in the report, for a consistency check.
-fn auroc(images: &[Value]) -> f64 {
+/// Mann-Whitney AUROC of the per-image scores (`key`) written in the report, for a consistency check.
+fn auroc(images: &[Value], key: &str) -> f64 {
     let pairs: Vec<(f64, bool)> =
-        images.iter().map(|i| (i["score"].as_f64().unwrap(), i["folder"].as_str().unwrap() != "good")).collect();
+        images.iter().map(|i| (i[key].as_f64().unwrap(), i["folder"].as_str().unwrap() != "good")).collect();
     let (mut wins, mut n) = (0.0, 0.0);
     for &(sp, lp) in &pairs {
         for &(sn, ln) in &pairs {
@@ -122,7 +125,7 @@ fn eval_writes_consistent_json_markdown_and_plots() {
         in_unit(&overall[key], key);
         assert!(!overall[key].is_null() || overall["undefined"][key].is_string(), "{key} null without a reason");
     }
-    let expected = auroc(images);
+    let expected = auroc(images, "score");
     assert!((overall["image_auroc"].as_f64().unwrap() - expected).abs() < 1e-9, "image AUROC vs scores");
     assert_eq!(overall["images"], total);
     assert_eq!(overall["pixels"], pixels, "every pixel of every image counted once");
@@ -161,12 +164,92 @@ fn eval_writes_consistent_json_markdown_and_plots() {
         assert!(md.lines().any(|l| l.starts_with(&format!("| {folder} |"))), "row of {folder}");
     }
     assert!(md.contains("docs/eval.md"));
+    check_baseline(&r, &md, &disk);
     let outputs: Vec<&str> = r["outputs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     for png in ["roc.png", "pr.png", "pro.png", "per_type.png", "worst_cases.png"] {
         assert!(outputs.contains(&png), "{png} listed");
         assert!(md.contains(&format!("]({png})")), "{png} linked from report.md");
         let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(img.width() >= 200 && img.height() >= 150, "{png} is {}x{}", img.width(), img.height());
+    }
+}
+
+/// The baseline's part of a default run: present, in [0, 1], per type for the folders on disk, agreeing with the
+/// per-image baseline scores and with the SDK's baseline recomputed here, and beside the model in `report.md`.
+fn check_baseline(r: &Value, md: &str, disk: &BTreeMap<String, Vec<PathBuf>>) {
+    let b = &r["baseline"];
+    assert_eq!(b["method"], "local contrast");
+    assert_eq!(b["window"], LocalContrast::DEFAULT_WINDOW);
+    let keys = ["image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "pixel_f1_max", "aupro"];
+    for key in keys {
+        // The fixture has good and defective images and defect regions: every metric is defined.
+        assert!(b["overall"][key].is_number(), "baseline {key}: {}", b["overall"]);
+        in_unit(&b["overall"][key], &format!("baseline {key}"));
+    }
+    let folders: Vec<&String> = disk.keys().filter(|f| *f != "good").collect();
+    let typed: Vec<&String> = b["per_type"].as_object().unwrap().keys().collect();
+    assert_eq!(typed, folders, "one baseline set per defect folder on disk");
+    for folder in folders {
+        let set = &b["per_type"][folder];
+        assert_eq!(set["images"], r["per_type"][folder]["images"], "{folder}: same images as the model's set");
+        for key in keys {
+            in_unit(&set[key], &format!("baseline {folder}.{key}"));
+        }
+    }
+    // Same pixels as the model, every one counted once; the image AUROC agrees with the scores listed.
+    assert_eq!(b["overall"]["pixels"], r["overall"]["pixels"]);
+    assert_eq!(b["overall"]["regions"], r["overall"]["regions"]);
+    let images = r["images"].as_array().unwrap();
+    let expected = auroc(images, "baseline_score");
+    assert!((b["overall"]["image_auroc"].as_f64().unwrap() - expected).abs() < 1e-9, "baseline AUROC vs scores");
+    // Each listed score is the SDK baseline's score of that image's pixels.
+    for i in images {
+        let image = OwnedImage::open(Path::new(i["image"].as_str().unwrap())).unwrap();
+        let map = LocalContrast::default().anomaly_map(&image.view());
+        let score = f64::from(LocalContrast::image_score(&map));
+        assert!((i["baseline_score"].as_f64().unwrap() - score).abs() < 1e-6, "{}: {score}", i["image"]);
+        in_unit(&i["baseline_score"], "baseline image score");
+    }
+    assert!(r["timing"]["baseline_mean_ms"].as_f64().unwrap() > 0.0);
+    // report.md: the comparison table, the model's and the baseline's numbers in the overall row.
+    let section = md.split("### Model beside a training-free baseline").nth(1).expect("baseline section");
+    let row = section.lines().find(|l| l.starts_with("| **all** |")).expect("overall row beside the baseline");
+    for (who, set) in [("model", &r["overall"]), ("baseline", &b["overall"])] {
+        for key in ["image_auroc", "pixel_auroc", "aupro"] {
+            assert!(row.contains(&format!("{:.4}", set[key].as_f64().unwrap())), "{who} {key} in {row}");
+        }
+    }
+    assert!(md.contains("no defect types"), "type metrics are said to be the model's only");
+}
+
+#[test]
+fn no_baseline_leaves_it_out_and_a_bad_window_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = eval(&mini(), &out, &["--include", "exp6*", "--worst", "0", "--no-baseline"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("baseline"));
+    let r = read_json(&out.join("report.json"));
+    assert!(r.get("baseline").is_none(), "no baseline section");
+    assert!(r["timing"].get("baseline_mean_ms").is_none());
+    assert!(r["images"].as_array().unwrap().iter().all(|i| i.get("baseline_score").is_none()));
+    assert!(r["overall"]["image_auroc"].is_number(), "the model's metrics are still there");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!md.contains("baseline"), "no baseline in report.md");
+
+    let o = eval(&mini(), &out, &["--baseline-window", "4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--baseline-window") && stderr(&o).contains("odd"), "{}", stderr(&o));
+    // `--baseline-window` reaches the baseline: the scores are those of that window.
+    let o = eval(&mini(), &out, &["--include", "exp6*", "--worst", "0", "--baseline-window", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out.join("report.json"));
+    assert_eq!(r["baseline"]["window"], 5);
+    let lc = LocalContrast::new(5, LocalContrast::DEFAULT_SMOOTHING).unwrap();
+    for i in r["images"].as_array().unwrap() {
+        let image = OwnedImage::open(Path::new(i["image"].as_str().unwrap())).unwrap();
+        let score = f64::from(LocalContrast::image_score(&lc.anomaly_map(&image.view())));
+        assert!((i["baseline_score"].as_f64().unwrap() - score).abs() < 1e-6, "{}", i["image"]);
     }
 }
 

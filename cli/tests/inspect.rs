@@ -1,6 +1,6 @@
-//! End-to-end tests of `loupe inspect` and `loupe schema` on the committed tiny fixture model, including the bad
-//! inputs an inspection cell meets: corrupt images, missing or malformed model files, a prompt bank made for
-//! another backbone or dimension, a malformed configuration.
+//! End-to-end tests of `loupe inspect` and `loupe schema` on the committed tiny fixture model and on the embedded
+//! default model, including the bad inputs an inspection cell meets: corrupt images, missing or malformed model
+//! files, a prompt bank made for another backbone or dimension, a malformed configuration.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -193,6 +193,81 @@ fn malformed_configuration_is_named() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("loupe.toml") && e.contains("postprocess.image_threshold") && e.contains("1.5"), "{e}");
+}
+
+/// `loupe inspect` on `inputs` with `extra` options, no model or bank from the environment; outputs in `out`.
+fn inspect_into(inputs: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["inspect", path(inputs), "--out", path(out)];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(&args)
+        .env_remove("LOUPE_LOG")
+        .env_remove("LOUPE_MODEL__DIR")
+        .env_remove("LOUPE_PROMPTS__BANK")
+        .output()
+        .expect("loupe runs")
+}
+
+/// The committed files of the embedded default model (`plugins/default-model/`).
+fn default_model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/default-model")
+}
+
+#[test]
+fn inspect_with_no_model_options_runs_the_embedded_default_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = fixtures().join("images");
+    let (embedded, on_disk) = (tmp.path().join("embedded"), tmp.path().join("on-disk"));
+    let o = inspect_into(&images, &embedded, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.matches("model: embedded default (").count(), 1, "announced once: {e}");
+    assert!(e.contains("prompt bank: embedded default"), "{e}");
+
+    // The same model and bank read from the committed files: the outputs must be the same bytes, so what the
+    // binary embeds is what `plugins/default-model/` holds, loaded through the same code.
+    let model = default_model_dir().join("model");
+    let bank = default_model_dir().join("bank.safetensors");
+    let o = inspect_into(&images, &on_disk, &["--model", path(&model), "--prompts", path(&bank)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("model: {} (", model.display())), "{}", stderr(&o));
+
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let stem = entry.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(embedded.join(format!("{stem}.json"))).unwrap()).unwrap();
+        assert!((0.0..=1.0).contains(&json["score"].as_f64().unwrap()), "{stem}: {json}");
+        let mask = image::open(embedded.join(format!("{stem}_mask.png"))).unwrap();
+        assert!(mask.width() > 0 && mask.height() > 0);
+        for suffix in [".json", "_mask.png", "_heatmap.png", "_overlay.png"] {
+            let name = format!("{stem}{suffix}");
+            assert_eq!(
+                std::fs::read(embedded.join(&name)).unwrap(),
+                std::fs::read(on_disk.join(&name)).unwrap(),
+                "{name} differs between the embedded model and plugins/default-model/"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 12, "at least three images compared");
+}
+
+#[test]
+fn a_model_without_a_bank_is_still_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o =
+        inspect_into(&fixtures().join("images/gray.png"), tmp.path(), &["--model", path(&fixtures().join("model"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("prompts.bank"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_names_the_embedded_default() {
+    let o = loupe(&["inspect", "--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("--model") && help.contains("embedded default model"), "{help}");
 }
 
 #[test]

@@ -66,13 +66,21 @@ fn an_unknown_field_and_bad_syntax_are_named() {
 }
 
 #[test]
-fn a_missing_model_directory_field_is_attributed_to_the_file() {
+fn no_model_runs_the_embedded_default_and_a_missing_bank_field_is_attributed_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
+    // No model configured: the embedded default model and its bank (loupe-dapo's `default-model` feature).
     let path = dir.path().join("no-model.json");
     std::fs::write(&path, "{\"prompts\": {\"defects\": [\"hole\"]}}").unwrap();
     let (status, message) = from_file(&path);
+    assert_eq!(status, LoupeStatus::Ok, "{message}");
+
+    // A model directory but no bank: the embedded bank serves only the embedded model.
+    let path = dir.path().join("no-bank.toml");
+    let model = fixture_dir().canonicalize().unwrap().join("model");
+    std::fs::write(&path, format!("[model]\ndir = '{}'\n", model.display())).unwrap();
+    let (status, message) = from_file(&path);
     assert_eq!(status, LoupeStatus::Config, "{message}");
-    assert!(message.contains("no-model.json") && message.contains("model.dir"), "{message}");
+    assert!(message.contains("no-bank.toml") && message.contains("prompts.bank"), "{message}");
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub struct LoupeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// A Loupe model directory (holding `loupe-model.json`), as written by `tools/loupe_tools/export.py`.
+    /// Unset: the embedded default model (`plugins/default-model/`).
     pub dir: Option<PathBuf>,
 }
 
@@ -43,7 +44,8 @@ pub struct ModelConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromptConfig {
-    /// A prompt bank file (`.safetensors`) made for the configured model.
+    /// A prompt bank file (`.safetensors`) made for the configured model. Unset with `model.dir` unset too: the
+    /// embedded default bank.
     pub bank: Option<PathBuf>,
     /// The product's defect words. Unset: the words the bank was trained on. Words the bank never saw are encoded
     /// with its learned context (zero-shot).

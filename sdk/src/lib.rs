@@ -8,6 +8,7 @@
 //! The DAPO reference components are in the `loupe-dapo` crate (`plugins/dapo`); where a pixel's score is
 //! computed: `plugins/dapo/src/postprocess.rs`.
 
+pub mod baseline;
 pub mod config;
 pub mod detection;
 pub mod engine;

@@ -2,13 +2,15 @@
 //! weights: image features, text features (trained and never-trained words), image scores, per-class maps and
 //! anomaly maps, within 1e-4.
 //!
-//! By default it reads the committed tiny fixture (`tests/fixtures/parity`). `LOUPE_PARITY_DIR=<dir>` points it at
-//! the same layout made for a large export (`tools/parity_large.sh`), e.g. ViT-B/16 or ViT-L/14-336.
+//! By default it reads the committed tiny fixtures: `tests/fixtures/parity` (random weights) and
+//! `tests/fixtures/parity-trained` (adapters, deep prompts and hybrid prompts trained by
+//! `loupe_tools.train`). `LOUPE_PARITY_DIR=<dir>` points it instead at the same layout made for a large export
+//! (`tools/parity_large.sh`), e.g. ViT-B/16 or ViT-L/14-336.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use loupe_dapo::{ClipOnnxBackbone, DapoPostProcessor, DapoPromptBank, ModelDir};
@@ -18,10 +20,15 @@ use safetensors::SafeTensors;
 
 const TOLERANCE: f32 = 1e-4;
 
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("LOUPE_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity"))
+/// The committed fixtures, or `LOUPE_PARITY_DIR` alone when it is set.
+fn fixture_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("LOUPE_PARITY_DIR") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => ["fixtures/parity", "fixtures/parity-trained"]
+            .iter()
+            .map(|f| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(f))
+            .collect(),
+    }
 }
 
 struct Expected {
@@ -30,8 +37,8 @@ struct Expected {
 }
 
 impl Expected {
-    fn load() -> Self {
-        let path = fixture_dir().join("expected.safetensors");
+    fn load(dir: &Path) -> Self {
+        let path = dir.join("expected.safetensors");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let st = SafeTensors::deserialize(&bytes).expect("expected.safetensors parses");
         let (_, header) = SafeTensors::read_metadata(&bytes).expect("metadata");
@@ -77,8 +84,7 @@ struct Pipeline {
     bank: Arc<DapoPromptBank>,
 }
 
-fn pipeline() -> Pipeline {
-    let dir = fixture_dir();
+fn pipeline(dir: &Path) -> Pipeline {
     let model = ModelDir::open(&dir.join("model")).expect("model directory opens");
     let backbone = Arc::new(ClipOnnxBackbone::from_model_dir(&model).expect("backbone loads"));
     let bank = Arc::new(DapoPromptBank::load(&dir.join("bank.safetensors"), &model).expect("bank loads"));
@@ -95,8 +101,15 @@ fn engine(p: &Pipeline, words: &[String], sigma: f32) -> Engine {
 
 #[test]
 fn text_features_match_the_reference_for_trained_and_new_words() {
-    let exp = Expected::load();
-    let p = pipeline();
+    for dir in fixture_dirs() {
+        text_features_match(&dir);
+    }
+}
+
+fn text_features_match(dir: &Path) {
+    eprintln!("fixture {}", dir.display()); // shown with a failure: says which fixture
+    let exp = Expected::load(dir);
+    let p = pipeline(dir);
     let words = exp.list("words");
     let t = p.bank.text_features(&words).unwrap();
     assert_close("text_features", &t.rows, exp.get("text_features"));
@@ -109,8 +122,15 @@ fn text_features_match_the_reference_for_trained_and_new_words() {
 
 #[test]
 fn image_features_scores_and_maps_match_the_reference() {
-    let exp = Expected::load();
-    let p = pipeline();
+    for dir in fixture_dirs() {
+        outputs_match(&dir);
+    }
+}
+
+fn outputs_match(dir: &Path) {
+    eprintln!("fixture {}", dir.display()); // shown with a failure: says which fixture
+    let exp = Expected::load(dir);
+    let p = pipeline(dir);
     let words = exp.list("words");
     let sigma: f32 = exp.meta["smoothing_sigma"].parse().expect("smoothing_sigma");
     let plain = engine(&p, &words, 0.0);
@@ -119,9 +139,7 @@ fn image_features_scores_and_maps_match_the_reference() {
     assert!(!stems.is_empty());
     let images: Vec<OwnedImage> = stems
         .iter()
-        .map(|s| {
-            OwnedImage::open(&fixture_dir().join("images").join(format!("{s}.png"))).expect("fixture image decodes")
-        })
+        .map(|s| OwnedImage::open(&dir.join("images").join(format!("{s}.png"))).expect("fixture image decodes"))
         .collect();
     let views: Vec<_> = images.iter().map(OwnedImage::view).collect();
     // The whole batch in one backbone call.

@@ -68,6 +68,14 @@ ARCHS: dict[str, ArchConfig] = {
         text_width=768, text_layers=12, text_heads=12, embed_dim=768,
         default_input_size=518, default_feature_layers=(6, 12, 18, 24),
     ),
+    # Loupe's compact default model, trained from scratch by `python -m loupe_tools.train.recipe`: patch 8 at
+    # 160 px (a 20 x 20 grid) because Magnetic-Tile defects are often a few pixels wide; 160 rather than 192 to
+    # fit the training into the CPU budget.
+    "loupe-mt-s8": ArchConfig(
+        name="loupe-mt-s8", image_size=160, patch_size=8, width=128, layers=6, heads=4,
+        text_width=64, text_layers=3, text_heads=2, embed_dim=64, context_length=20,
+        default_input_size=160, default_feature_layers=(3, 4, 5, 6),
+    ),
     "tiny": ArchConfig(
         name="tiny", image_size=56, patch_size=8, width=32, layers=4, heads=2,
         text_width=16, text_layers=2, text_heads=2, embed_dim=16, context_length=24,

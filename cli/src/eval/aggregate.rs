@@ -4,19 +4,26 @@
 //! PRO weights, so the overall pixel metrics merge them all and a type's metrics merge `good` with that type. Image
 //! scores are few and kept exactly. Defect types: the ground-truth type of a pixel is its folder's vocabulary word
 //! inside the mask; the predicted type is the engine's type map; one-vs-rest scores are the per-class maps.
+//!
+//! The training-free baseline (`loupe_sdk::baseline`), when on, gets its own accumulators ([`ScoreSets`]) and the
+//! same anomaly metrics; it has no defect types.
 
 use std::collections::BTreeMap;
 
-use loupe_sdk::Detection;
+use loupe_sdk::baseline::LocalContrast;
 use loupe_sdk::metrics::histogram::BinningBounds;
 use loupe_sdk::metrics::pro::{MapAndMask, PixelAccumulator};
 use loupe_sdk::metrics::{ConfusionMatrix, MetricResult, RankedCounts, TypeAccumulator, check_finite};
+use loupe_sdk::{Detection, ScoreMap};
 use serde::Serialize;
 
 use super::dataset::{GOOD, Sample, normalise_word};
 
 /// Most points a plotted curve keeps (curves of a million pixels are thinned for the plots only).
 const PLOT_POINTS: usize = 2000;
+
+/// Value range of the baseline's maps (`LocalContrast::anomaly_map`).
+pub const BASELINE_RANGE: (f32, f32) = (0.0, 1.0);
 
 /// How pixel scores are binned and AUPRO integrated.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -54,6 +61,20 @@ pub struct ImageRecord {
     pub read_ms: f64,
     /// `Engine::inspect_one`, milliseconds.
     pub inference_ms: f64,
+    /// The baseline's image score (absent with `--no-baseline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_score: Option<f32>,
+    /// Computing the baseline's map, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_ms: Option<f64>,
+}
+
+/// The baseline's result on one image.
+pub struct BaselineResult {
+    /// Its anomaly map at the image's size.
+    pub map: ScoreMap,
+    /// Time to compute it, milliseconds.
+    pub ms: f64,
 }
 
 /// An image that could not be evaluated.
@@ -195,6 +216,16 @@ pub struct Curves {
     pub pro: Option<Vec<(f64, f64)>>,
 }
 
+/// One scorer's anomaly metrics: all images, each folder with `good`, and the overall curves.
+pub struct Binary {
+    /// All images.
+    pub overall: MetricSet,
+    /// `good` + each defect folder.
+    pub per_folder: Vec<(String, MetricSet)>,
+    /// Overall curves.
+    pub curves: Curves,
+}
+
 /// Everything computed at the end.
 pub struct Summary {
     /// All images.
@@ -205,18 +236,28 @@ pub struct Summary {
     pub multitype: MultiType,
     /// Overall curves.
     pub curves: Curves,
+    /// The baseline's anomaly metrics, when it ran.
+    pub baseline: Option<Binary>,
+}
+
+/// One scorer's image scores and per-folder pixel accumulators (the engine's, or the baseline's).
+pub struct ScoreSets {
+    settings: Settings,
+    pixels: BTreeMap<String, PixelAccumulator>,
+    /// `(folder, image score)` of every evaluated image, in order.
+    images: Vec<(String, f32)>,
 }
 
 /// The running state of an evaluation.
 pub struct Aggregator {
-    settings: Settings,
     vocabulary: Vec<String>,
     /// Folder -> type id (0 for good; None when the folder is not a vocabulary word).
     type_of_folder: BTreeMap<String, Option<usize>>,
-    pixels: BTreeMap<String, PixelAccumulator>,
     types: TypeAccumulator,
     image_argmax: ConfusionMatrix,
     image_decision: ConfusionMatrix,
+    model: ScoreSets,
+    baseline: Option<ScoreSets>,
     /// Evaluated images in order.
     pub records: Vec<ImageRecord>,
     /// Images that could not be evaluated.
@@ -224,28 +265,32 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// An empty aggregator for these folders and vocabulary.
-    pub fn new(settings: Settings, vocabulary: &[String], defect_folders: &[String]) -> MetricResult<Self> {
+    /// An empty aggregator for these folders and vocabulary; `baseline`: also accumulate the baseline's maps
+    /// (values in [`BASELINE_RANGE`], same bins and FPR limit as the model's).
+    pub fn new(
+        settings: Settings,
+        vocabulary: &[String],
+        defect_folders: &[String],
+        baseline: bool,
+    ) -> MetricResult<Self> {
         let (lo, hi) = settings.range;
         let mut type_of_folder = BTreeMap::new();
-        let mut pixels = BTreeMap::new();
         type_of_folder.insert(GOOD.to_string(), Some(0));
-        pixels.insert(GOOD.to_string(), PixelAccumulator::new(lo, hi, settings.bins)?);
         for folder in defect_folders {
             let word = normalise_word(folder);
             let id = vocabulary.iter().position(|w| normalise_word(w) == word).map(|i| i + 1);
             type_of_folder.insert(folder.clone(), id);
-            pixels.insert(folder.clone(), PixelAccumulator::new(lo, hi, settings.bins)?);
         }
         let classes = vocabulary.len() + 1;
+        let baseline_settings = Settings { range: BASELINE_RANGE, ..settings };
         Ok(Self {
-            settings,
             vocabulary: vocabulary.to_vec(),
             type_of_folder,
-            pixels,
             types: TypeAccumulator::new(vocabulary.len(), lo, hi, settings.bins)?,
             image_argmax: ConfusionMatrix::new(classes),
             image_decision: ConfusionMatrix::new(classes),
+            model: ScoreSets::new(settings, defect_folders)?,
+            baseline: if baseline { Some(ScoreSets::new(baseline_settings, defect_folders)?) } else { None },
             records: Vec::new(),
             failures: Vec::new(),
         })
@@ -259,25 +304,29 @@ impl Aggregator {
         }
     }
 
-    /// Adds one image's detection and ground truth. Everything is checked before anything is added, so a failing
-    /// image leaves the metrics as they were.
+    /// Adds one image's detection, baseline map (when the baseline is on) and ground truth. Everything is checked
+    /// before anything is added, so a failing image leaves the metrics as they were.
     pub fn add(
         &mut self,
         sample: &Sample,
         d: &Detection,
+        baseline: Option<&BaselineResult>,
         mask: &[bool],
         size: (u32, u32),
         timing: (f64, f64),
     ) -> Result<(), String> {
         let (w, h) = (size.0 as usize, size.1 as usize);
         let map = &d.anomaly_map;
-        if (map.width, map.height) != (w, h) || mask.len() != w * h {
-            return Err(format!(
-                "anomaly map {}x{}, expected the image's and mask's size {w}x{h}",
-                map.width, map.height
-            ));
+        if mask.len() != w * h {
+            return Err(format!("mask of {} pixels, expected the image's {w}x{h}", mask.len()));
         }
-        check_finite("anomaly map", &map.data).map_err(|e| e.to_string())?;
+        self.model.check("anomaly map", &sample.folder, map, (w, h))?;
+        match (&self.baseline, baseline) {
+            (Some(sets), Some(b)) => sets.check("baseline map", &sample.folder, &b.map, (w, h))?,
+            (None, None) => {}
+            (Some(_), None) => return Err("internal: the baseline is on but was not computed".into()),
+            (None, Some(_)) => return Err("internal: a baseline map was given with the baseline off".into()),
+        }
         let k = self.vocabulary.len();
         if d.class_maps.len() != k + 1 || d.class_maps.iter().any(|c| c.data.len() != w * h) {
             return Err(format!(
@@ -297,9 +346,15 @@ impl Aggregator {
         }
         let folder_id = self.type_of_folder.get(&sample.folder).copied().flatten();
         let image_type_id = self.vocabulary.iter().position(|v| *v == d.image_type).map_or(0, |i| i + 1);
-        let view = MapAndMask { width: w, height: h, scores: &map.data, mask };
-        let acc = self.pixels.get_mut(&sample.folder).ok_or_else(|| format!("unknown folder {}", sample.folder))?;
-        acc.add_image(&sample.path.display().to_string(), &view).map_err(|e| e.to_string())?;
+        self.model.add(sample, &MapAndMask { width: w, height: h, scores: &map.data, mask }, d.score)?;
+        let baseline_score = match (&mut self.baseline, baseline) {
+            (Some(sets), Some(b)) => {
+                let score = LocalContrast::image_score(&b.map);
+                sets.add(sample, &MapAndMask { width: w, height: h, scores: &b.map.data, mask }, score)?;
+                Some(score)
+            }
+            _ => None,
+        };
         if let Some(t) = folder_id {
             let truth: Vec<u16> = mask.iter().map(|&m| if m { t as u16 } else { 0 }).collect();
             let scores: Vec<&[f32]> = d.class_maps[1..].iter().map(|c| c.data.as_slice()).collect();
@@ -324,6 +379,8 @@ impl Aggregator {
             max_map: map.max(),
             read_ms: timing.0,
             inference_ms: timing.1,
+            baseline_score,
+            baseline_ms: baseline.map(|b| b.ms),
         });
         Ok(())
     }
@@ -340,16 +397,53 @@ impl Aggregator {
 
     /// Computes every metric.
     pub fn summary(&self) -> Summary {
-        let all: Vec<&ImageRecord> = self.records.iter().collect();
+        let Binary { overall, per_folder, curves } = self.model.summary();
+        let baseline = self.baseline.as_ref().map(ScoreSets::summary);
+        Summary { overall, per_folder, multitype: self.multitype(), curves, baseline }
+    }
+}
+
+impl ScoreSets {
+    /// Empty accumulators for `good` and these folders.
+    fn new(settings: Settings, defect_folders: &[String]) -> MetricResult<Self> {
+        let (lo, hi) = settings.range;
+        let mut pixels = BTreeMap::new();
+        for folder in std::iter::once(GOOD).chain(defect_folders.iter().map(String::as_str)) {
+            pixels.insert(folder.to_string(), PixelAccumulator::new(lo, hi, settings.bins)?);
+        }
+        Ok(Self { settings, pixels, images: Vec::new() })
+    }
+
+    /// Checks a map against the image's size and the folders, before anything of the image is added anywhere.
+    fn check(&self, what: &str, folder: &str, map: &ScoreMap, (w, h): (usize, usize)) -> Result<(), String> {
+        if (map.width, map.height) != (w, h) || map.data.len() != w * h {
+            return Err(format!("{what} {}x{}, expected the image's and mask's size {w}x{h}", map.width, map.height));
+        }
+        if !self.pixels.contains_key(folder) {
+            return Err(format!("unknown folder {folder}"));
+        }
+        check_finite(what, &map.data).map_err(|e| e.to_string())
+    }
+
+    /// Adds one image's map (checked by [`ScoreSets::check`]) and score.
+    fn add(&mut self, sample: &Sample, view: &MapAndMask<'_>, score: f32) -> Result<(), String> {
+        let acc = self.pixels.get_mut(&sample.folder).ok_or_else(|| format!("unknown folder {}", sample.folder))?;
+        acc.add_image(&sample.path.display().to_string(), view).map_err(|e| e.to_string())?;
+        self.images.push((sample.folder.clone(), score));
+        Ok(())
+    }
+
+    /// The anomaly metrics of everything added: all images, and `good` with each defect folder.
+    fn summary(&self) -> Binary {
+        let all: Vec<&(String, f32)> = self.images.iter().collect();
         let (overall, curves) = self.metric_set(&all, &self.merged(|_| true), true);
         let mut per_folder = Vec::new();
         for folder in self.pixels.keys().filter(|f| *f != GOOD) {
-            let subset: Vec<&ImageRecord> =
-                self.records.iter().filter(|r| r.folder == *folder || r.folder == GOOD).collect();
+            let subset: Vec<&(String, f32)> = self.images.iter().filter(|(f, _)| f == folder || f == GOOD).collect();
             let pixels = self.merged(|f| f == GOOD || f == folder);
             per_folder.push((folder.clone(), self.metric_set(&subset, &pixels, false).0));
         }
-        Summary { overall, per_folder, multitype: self.multitype(), curves }
+        Binary { overall, per_folder, curves }
     }
 
     /// The pixel accumulators of the folders `keep` selects, merged (all share range and bins, from `new`).
@@ -362,21 +456,22 @@ impl Aggregator {
         Ok(out)
     }
 
+    /// The metrics of `images` (`(folder, image score)`) and their merged pixels; `curves`: also the curves.
     fn metric_set(
         &self,
-        records: &[&ImageRecord],
+        images: &[&(String, f32)],
         pixels: &MetricResult<PixelAccumulator>,
         curves: bool,
     ) -> (MetricSet, Curves) {
         let mut m = MetricSet {
-            images: records.len(),
-            good: records.iter().filter(|r| r.folder == GOOD).count(),
+            images: images.len(),
+            good: images.iter().filter(|(f, _)| f == GOOD).count(),
             ..Default::default()
         };
         m.defective = m.images - m.good;
         let mut c = Curves::default();
-        let scores: Vec<f32> = records.iter().map(|r| r.score).collect();
-        let labels: Vec<bool> = records.iter().map(|r| r.folder != GOOD).collect();
+        let scores: Vec<f32> = images.iter().map(|(_, s)| *s).collect();
+        let labels: Vec<bool> = images.iter().map(|(f, _)| f != GOOD).collect();
         let und = &mut m.undefined;
         match RankedCounts::from_scores(&scores, &labels) {
             Ok(r) => {
@@ -441,7 +536,9 @@ impl Aggregator {
         };
         (m, c)
     }
+}
 
+impl Aggregator {
     fn multitype(&self) -> MultiType {
         let mut undefined = BTreeMap::new();
         let summary = self.types.summary();

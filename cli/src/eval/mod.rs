@@ -1,8 +1,9 @@
 //! `loupe eval`: the field's metrics on an MVTec-layout data set, with `report.json`, `report.md` and PNG plots.
 //!
 //! Every image is inspected at its own size (the anomaly map is compared with the mask pixel for pixel), its result
-//! folded into bounded-memory accumulators (`aggregate`), and the worst cases kept as thumbnails (`gallery`).
-//! Metric definitions: `docs/eval.md`.
+//! folded into bounded-memory accumulators (`aggregate`), and the worst cases kept as thumbnails (`gallery`). A
+//! training-free baseline (local contrast, `loupe_sdk::baseline`) is scored on the same images and reported beside
+//! the model. Metric definitions: `docs/eval.md`.
 
 mod aggregate;
 mod dataset;
@@ -17,13 +18,14 @@ use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use loupe_sdk::baseline::LocalContrast;
 use loupe_sdk::metrics::pro::DEFAULT_FPR_LIMIT;
 use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, MapSize, OwnedImage};
 
-use aggregate::{Aggregator, Settings, Summary};
+use aggregate::{Aggregator, BaselineResult, Settings, Summary};
 use dataset::{Dataset, Sample, StemFilter, normalise_word, read_mask};
 use gallery::Gallery;
-use report::{DatasetInfo, Report, Timing};
+use report::{BaselineInfo, DatasetInfo, Report, Timing};
 
 use crate::options::EngineOptions;
 
@@ -64,6 +66,12 @@ pub struct EvalArgs {
     /// Worst false positives and false negatives shown in `worst_cases.png` (each).
     #[arg(long, default_value_t = 4)]
     worst: usize,
+    /// Skip the training-free baseline (local contrast) reported beside the model.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Side of the baseline's local-mean window, pixels at the image's resolution (odd, >= 3).
+    #[arg(long, default_value_t = LocalContrast::DEFAULT_WINDOW)]
+    baseline_window: usize,
 }
 
 impl EvalArgs {
@@ -81,6 +89,21 @@ impl EvalArgs {
             cfg.postprocess.map_size = MapSize::Input;
         }
         self.engine.validate(&cfg)
+    }
+
+    /// The baseline to run, if any.
+    fn baseline(&self) -> Result<Option<LocalContrast>, LoupeError> {
+        if self.no_baseline {
+            return Ok(None);
+        }
+        LocalContrast::new(self.baseline_window, LocalContrast::DEFAULT_SMOOTHING).map(Some).map_err(|_| {
+            LoupeError::Config {
+                file: None,
+                field: "--baseline-window".into(),
+                expected: "an odd number of pixels >= 3".into(),
+                found: self.baseline_window.to_string(),
+            }
+        })
     }
 
     fn check(&self) -> Result<(), LoupeError> {
@@ -101,8 +124,12 @@ impl EvalArgs {
 /// Runs `loupe eval`. Exit status: 0 every image evaluated, 1 some failed (reported), 2 nothing could run.
 pub fn run(args: &EvalArgs) -> ExitCode {
     let started = Instant::now();
-    let filter = match args.check().and_then(|_| StemFilter::new(&args.include, &args.exclude)) {
-        Ok(f) => f,
+    let (filter, baseline) = match args
+        .check()
+        .and_then(|_| StemFilter::new(&args.include, &args.exclude))
+        .and_then(|f| Ok((f, args.baseline()?)))
+    {
+        Ok(v) => v,
         Err(e) => return fatal(&e),
     };
     let dataset = match Dataset::open(&args.dataset, args.category.as_deref(), &filter) {
@@ -130,7 +157,7 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         [("image", cfg.postprocess.image_threshold), ("pixel", cfg.pixel_threshold(layers))].into_iter().collect();
     let layers = layers as f32;
     let settings = Settings { range: (0.0, layers.max(1.0)), bins: args.pixel_bins, fpr_limit: args.fpr_limit };
-    let mut agg = match Aggregator::new(settings, engine.vocabulary(), &dataset.defect_types) {
+    let mut agg = match Aggregator::new(settings, engine.vocabulary(), &dataset.defect_types, baseline.is_some()) {
         Ok(a) => a,
         Err(e) => return fatal(&e),
     };
@@ -152,7 +179,9 @@ pub fn run(args: &EvalArgs) -> ExitCode {
     );
     for sample in &dataset.samples {
         bar.set_message(sample.stem.clone());
-        if let Err((stage, e)) = evaluate_one(&engine, sample, &mut agg, &mut gallery, settings.range.1) {
+        if let Err((stage, e)) =
+            evaluate_one(&engine, baseline.as_ref(), sample, &mut agg, &mut gallery, settings.range.1)
+        {
             bar.suspend(|| eprintln!("error: {}: {stage}: {e}", sample.path.display()));
             agg.fail(sample, stage, e);
         }
@@ -161,7 +190,7 @@ pub fn run(args: &EvalArgs) -> ExitCode {
     bar.finish_and_clear();
     let loop_s = loop_start.elapsed().as_secs_f64();
     let summary = agg.summary();
-    let context = Context { dataset: &dataset, engine: &engine, settings, thresholds };
+    let context = Context { dataset: &dataset, engine: &engine, settings, thresholds, baseline };
     if let Err(e) = write_outputs(args, &context, &agg, &summary, &gallery, (started, engine_s, loop_s)) {
         return fatal(&e);
     }
@@ -179,6 +208,16 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         f(o.aupro),
         args.out.join("report.md").display()
     );
+    if let Some(b) = &summary.baseline {
+        let o = &b.overall;
+        println!(
+            "baseline (local contrast, training-free): image AUROC {}, pixel AUROC {}, AUPRO@{} {}",
+            f(o.image_auroc),
+            f(o.pixel_auroc),
+            args.fpr_limit,
+            f(o.aupro)
+        );
+    }
     if ok == 0 {
         ExitCode::from(2)
     } else if failed > 0 {
@@ -193,9 +232,11 @@ fn fatal(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Reads, inspects and aggregates one image; the error names the stage that failed.
+/// Reads, inspects (with the engine and the baseline, if any) and aggregates one image; the error names the stage
+/// that failed.
 fn evaluate_one(
     engine: &Engine,
+    baseline: Option<&LocalContrast>,
     sample: &Sample,
     agg: &mut Aggregator,
     gallery: &mut Gallery,
@@ -211,7 +252,13 @@ fn evaluate_one(
     let t1 = Instant::now();
     let d: Detection = engine.inspect_one(&image.view()).map_err(|e| ("inference", e.to_string()))?;
     let inference_ms = t1.elapsed().as_secs_f64() * 1e3;
-    agg.add(sample, &d, &mask, (image.width, image.height), (read_ms, inference_ms)).map_err(|e| ("metrics", e))?;
+    let base = baseline.map(|lc| {
+        let t2 = Instant::now();
+        let map = lc.anomaly_map(&image.view());
+        BaselineResult { map, ms: t2.elapsed().as_secs_f64() * 1e3 }
+    });
+    agg.add(sample, &d, base.as_ref(), &mask, (image.width, image.height), (read_ms, inference_ms))
+        .map_err(|e| ("metrics", e))?;
     if gallery.wants(sample.is_good(), d.score) {
         let name = format!("{}/{}", sample.folder, sample.stem);
         gallery.offer(sample.is_good(), &name, &image.view().to_rgb(), &d, &mask, range);
@@ -225,6 +272,7 @@ struct Context<'a> {
     engine: &'a Engine,
     settings: Settings,
     thresholds: BTreeMap<&'static str, f32>,
+    baseline: Option<LocalContrast>,
 }
 
 fn write_outputs(
@@ -240,37 +288,62 @@ fn write_outputs(
     let c = &summary.curves;
     let o = &summary.overall;
     let lab = |what: &str, v: Option<f64>| format!("{what} ({})", v.map_or("n/a".into(), |v| format!("{v:.3}")));
+    let solid = |label: String, points, colour| plots::Series { label, points, colour, dashed: false };
     let mut roc = Vec::new();
     if let Some(p) = &c.image_roc {
-        roc.push(plots::Series { label: lab("image AUROC", o.image_auroc), points: p });
+        roc.push(solid(lab("image AUROC", o.image_auroc), p, 0));
     }
     if let Some(p) = &c.pixel_roc {
-        roc.push(plots::Series { label: lab("pixel AUROC", o.pixel_auroc), points: p });
+        roc.push(solid(lab("pixel AUROC", o.pixel_auroc), p, 1));
+    }
+    // The baseline's ROC curves, dashed in the model's colours.
+    if let Some(b) = &summary.baseline {
+        let bo = &b.overall;
+        if let Some(p) = &b.curves.image_roc {
+            roc.push(plots::Series {
+                label: lab("baseline image", bo.image_auroc),
+                points: p,
+                colour: 0,
+                dashed: true,
+            });
+        }
+        if let Some(p) = &b.curves.pixel_roc {
+            roc.push(plots::Series {
+                label: lab("baseline pixel", bo.pixel_auroc),
+                points: p,
+                colour: 1,
+                dashed: true,
+            });
+        }
     }
     plots::curves(&out.join("roc.png"), "ROC curves", ("false positive rate", "true positive rate"), 1.0, &roc, true)?;
     plots.push(("roc.png".into(), "ROC curves".into()));
     let mut pr = Vec::new();
     if let Some(p) = &c.image_pr {
-        pr.push(plots::Series { label: lab("image AP", o.image_ap), points: p });
+        pr.push(solid(lab("image AP", o.image_ap), p, 0));
     }
     if let Some(p) = &c.pixel_pr {
-        pr.push(plots::Series { label: lab("pixel AP", o.pixel_ap), points: p });
+        pr.push(solid(lab("pixel AP", o.pixel_ap), p, 1));
     }
     plots::curves(&out.join("pr.png"), "Precision-recall curves", ("recall", "precision"), 1.0, &pr, false)?;
     plots.push(("pr.png".into(), "Precision-recall curves".into()));
     let limit = args.fpr_limit;
-    let pro: Vec<plots::Series> =
-        c.pro.iter().map(|p| plots::Series { label: lab(&format!("AUPRO@{limit}"), o.aupro), points: p }).collect();
+    let pro: Vec<plots::Series> = c.pro.iter().map(|p| solid(lab(&format!("AUPRO@{limit}"), o.aupro), p, 0)).collect();
     plots::curves(&out.join("pro.png"), "Per-region overlap", ("false positive rate", "PRO"), limit, &pro, false)?;
     plots.push(("pro.png".into(), format!("PRO curve up to FPR {limit}")));
     let mut groups: Vec<String> = summary.per_folder.iter().map(|(f, _)| f.clone()).collect();
     groups.push("all".into());
     let sets: Vec<_> = summary.per_folder.iter().map(|(_, m)| m).chain(std::iter::once(&summary.overall)).collect();
-    let series = vec![
+    let mut series = vec![
         ("image AUROC".to_string(), sets.iter().map(|m| m.image_auroc).collect()),
         ("pixel AUROC".to_string(), sets.iter().map(|m| m.pixel_auroc).collect()),
         (format!("AUPRO@{limit}"), sets.iter().map(|m| m.aupro).collect()),
     ];
+    if let Some(b) = &summary.baseline {
+        // Same groups in the same order: both come from the same folders.
+        let values = b.per_folder.iter().map(|(_, m)| m.pixel_auroc).chain(std::iter::once(b.overall.pixel_auroc));
+        series.push(("baseline pixel AUROC".to_string(), values.collect()));
+    }
     plots::bars(&out.join("per_type.png"), "Per defect type (good + type)", &groups, &series)?;
     plots.push(("per_type.png".into(), "Per defect type".into()));
     if gallery.write(&out.join("worst_cases.png"))? {
@@ -305,6 +378,7 @@ fn write_outputs(
         overall: &summary.overall,
         per_type: summary.per_folder.iter().map(|(f, m)| (f.clone(), m)).collect(),
         multitype: &summary.multitype,
+        baseline: ctx.baseline.as_ref().zip(summary.baseline.as_ref()).map(|(lc, b)| BaselineInfo::new(lc, b)),
         timing: Timing::of(&agg.records, started.elapsed().as_secs_f64(), engine_s, loop_s),
         outputs,
         failures: &agg.failures,

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use image::RgbImage;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -71,6 +72,10 @@ pub struct Series<'a> {
     pub label: String,
     /// Points.
     pub points: &'a [(f64, f64)],
+    /// Index into [`COLOURS`] (wrapping).
+    pub colour: usize,
+    /// Drawn dashed (a reference beside the solid curves, e.g. the baseline).
+    pub dashed: bool,
 }
 
 /// Curves on [0, x_max] x [0, 1] with a legend; `diagonal` adds the chance line of a ROC plot.
@@ -106,13 +111,24 @@ pub fn curves(
                 .draw_series(DashedLineSeries::new([(0.0, 0.0), (x_max, x_max)], 6, 4, RGBColor(150, 150, 150).into()))
                 .map_err(err)?;
         }
-        for (i, s) in series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3)));
+        for s in series {
+            let colour = COLOURS[s.colour % COLOURS.len()];
+            let points = s.points.iter().copied();
+            if s.dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(points, 7, 5, colour.stroke_width(2)))
+                    .map_err(err)?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| {
+                        DashedPathElement::new(vec![(x, y), (x + 22, y)], 6, 4, colour.stroke_width(3))
+                    });
+            } else {
+                chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                    .map_err(err)?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3)));
+            }
         }
         if !series.is_empty() {
             draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
@@ -143,17 +159,21 @@ pub fn bars(path: &Path, title: &str, groups: &[String], series: &[(String, Vec<
         let err = |e: DrawingAreaErrorKind<_>| e.to_string();
         root.fill(&WHITE).map_err(err)?;
         let n = groups.len().max(1) as f64;
+        // Headroom above 1 for the legend (about 20 px a line of the ~420 px plot), so it covers no bar.
+        let legend = (20 * series.len() + 22) as f64 / 420.0;
+        let top = (1.0 / (1.0 - legend)).max(1.05);
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FAMILY, 22))
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(54)
-            .build_cartesian_2d(0f64..n, 0f64..1.05)
+            .build_cartesian_2d(0f64..n, 0f64..top)
             .map_err(err)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
+            .y_label_formatter(&|v| if *v <= 1.0 + 1e-9 { format!("{v:.1}") } else { String::new() })
             .y_desc("value")
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 16))
@@ -203,7 +223,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let roc = dir.path().join("roc.png");
         let pts = [(0.0, 0.0), (0.2, 0.7), (1.0, 1.0)];
-        curves(&roc, "ROC", ("FPR", "TPR"), 1.0, &[Series { label: "image".into(), points: &pts }], true).unwrap();
+        let series = [
+            Series { label: "image".into(), points: &pts, colour: 0, dashed: false },
+            Series { label: "baseline".into(), points: &pts[1..], colour: 0, dashed: true },
+        ];
+        curves(&roc, "ROC", ("FPR", "TPR"), 1.0, &series, true).unwrap();
         let img = image::open(&roc).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (640, 520));
         // Text and lines leave dark pixels; a blank canvas would have none.

@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use loupe_sdk::ComponentInfo;
+use loupe_sdk::baseline::LocalContrast;
 use serde::Serialize;
 
-use super::aggregate::{Failure, ImageRecord, LabelledMatrix, MetricSet, MultiType, Settings, Summary};
+use super::aggregate::{
+    BASELINE_RANGE, Binary, Failure, ImageRecord, LabelledMatrix, MetricSet, MultiType, Settings, Summary,
+};
 
 /// Where the metric definitions are documented.
 pub const DEFINITIONS: &str = "docs/eval.md";
@@ -53,6 +56,44 @@ pub struct Timing {
     pub read_mean_ms: Option<f64>,
     /// Evaluated images per second of the loop.
     pub images_per_s: Option<f64>,
+    /// Mean time of the baseline's map per image, ms (absent with `--no-baseline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_mean_ms: Option<f64>,
+}
+
+/// The training-free baseline: what it computes, and the same anomaly metrics as the model's (it has no types).
+#[derive(Serialize)]
+pub struct BaselineInfo<'a> {
+    /// Its name.
+    pub method: &'static str,
+    /// What it computes, in one line (full definition: `docs/eval.md`, Baseline).
+    pub description: &'static str,
+    /// Side of the local-mean window, pixels.
+    pub window: usize,
+    /// Side of the smoothing square, pixels.
+    pub smoothing: usize,
+    /// Range of its maps, over which its pixel scores are binned.
+    pub range: (f32, f32),
+    /// All images.
+    pub overall: &'a MetricSet,
+    /// `good` + each defect folder.
+    pub per_type: BTreeMap<String, &'a MetricSet>,
+}
+
+impl<'a> BaselineInfo<'a> {
+    /// The report part of a baseline and its metrics.
+    pub fn new(lc: &LocalContrast, metrics: &'a Binary) -> Self {
+        Self {
+            method: "local contrast",
+            description: "|gray - local mean| / the image's median absolute deviation, box-smoothed, mapped by \
+                          z / (1 + z); image score: the map's maximum",
+            window: lc.window(),
+            smoothing: lc.smoothing(),
+            range: BASELINE_RANGE,
+            overall: &metrics.overall,
+            per_type: metrics.per_folder.iter().map(|(f, m)| (f.clone(), m)).collect(),
+        }
+    }
 }
 
 /// The whole `report.json`.
@@ -78,6 +119,9 @@ pub struct Report<'a> {
     pub per_type: BTreeMap<String, &'a MetricSet>,
     /// Defect-type metrics.
     pub multitype: &'a MultiType,
+    /// The training-free baseline beside the model (absent with `--no-baseline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInfo<'a>>,
     /// Timing.
     pub timing: Timing,
     /// Files written, relative to the output folder.
@@ -96,6 +140,7 @@ impl Timing {
         let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let quantile = |q: f64| (!inf.is_empty()).then(|| inf[((inf.len() - 1) as f64 * q).round() as usize]);
         let read: Vec<f64> = records.iter().map(|r| r.read_ms).collect();
+        let baseline: Vec<f64> = records.iter().filter_map(|r| r.baseline_ms).collect();
         Self {
             total_s,
             engine_s,
@@ -104,6 +149,7 @@ impl Timing {
             inference_p95_ms: quantile(0.95),
             read_mean_ms: mean(&read),
             images_per_s: (loop_s > 0.0 && !records.is_empty()).then(|| records.len() as f64 / loop_s),
+            baseline_mean_ms: mean(&baseline),
         }
     }
 }
@@ -145,6 +191,50 @@ fn matrix(out: &mut String, m: &LabelledMatrix, corner: &str) {
         .map(|(name, counts)| std::iter::once(name.clone()).chain(counts.iter().map(u64::to_string)).collect())
         .collect();
     table(out, &header, &rows);
+}
+
+/// The model's anomaly metrics beside the baseline's, overall and per type.
+fn beside_baseline(s: &mut String, info: &BaselineInfo<'_>, model: &Summary, baseline: &Binary, limit: f64) {
+    let _ = writeln!(s, "### Model beside a training-free baseline\n");
+    let _ = writeln!(
+        s,
+        "Baseline: {} ({}-pixel window, {}-pixel smoothing; see Baseline in `{DEFINITIONS}`), a naive filter with no \
+         training, scored on the same images and pixels with the same metrics. A model worth using beats it.\n",
+        info.method, info.window, info.smoothing
+    );
+    let metrics = ["image AUROC", "image AP", "pixel AUROC", "pixel AP", &format!("AUPRO@{limit}")];
+    let model_columns: Vec<String> = metrics.iter().map(|m| format!("{m}, model")).collect();
+    let mut header = vec!["set"];
+    for m in &model_columns {
+        header.extend([m.as_str(), "baseline"]);
+    }
+    let row = |name: &str, m: &MetricSet, b: Option<&MetricSet>| {
+        let pairs = [
+            (m.image_auroc, b.and_then(|b| b.image_auroc)),
+            (m.image_ap, b.and_then(|b| b.image_ap)),
+            (m.pixel_auroc, b.and_then(|b| b.pixel_auroc)),
+            (m.pixel_ap, b.and_then(|b| b.pixel_ap)),
+            (m.aupro, b.and_then(|b| b.aupro)),
+        ];
+        std::iter::once(name.to_string()).chain(pairs.iter().flat_map(|&(m, b)| [num(m), num(b)])).collect()
+    };
+    let mut rows = vec![row("**all**", &model.overall, Some(&baseline.overall))];
+    for (folder, m) in &model.per_folder {
+        let b = baseline.per_folder.iter().find(|(f, _)| f == folder).map(|(_, b)| b);
+        rows.push(row(folder, m, b));
+    }
+    table(s, &header, &rows);
+    let mut notes: Vec<String> =
+        baseline.overall.undefined.iter().map(|(k, v)| format!("baseline, all: {k} undefined: {v}")).collect();
+    for (f, m) in &baseline.per_folder {
+        notes.extend(m.undefined.iter().map(|(k, v)| format!("baseline, {f}: {k} undefined: {v}")));
+    }
+    for n in &notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    if !notes.is_empty() {
+        s.push('\n');
+    }
 }
 
 /// The Markdown report.
@@ -195,13 +285,14 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
     let _ = writeln!(
         s,
         "- Time: {:.1} s in all ({:.1} s building the engine); inference per image mean {}, median {}, p95 {}; \
-         reading {} per image; {} images/s\n",
+         reading {} per image;{} {} images/s\n",
         t.total_s,
         t.engine_s,
         ms(t.inference_mean_ms),
         ms(t.inference_median_ms),
         ms(t.inference_p95_ms),
         ms(t.read_mean_ms),
+        t.baseline_mean_ms.map_or(String::new(), |v| format!(" baseline {} per image;", ms(Some(v)))),
         t.images_per_s.map_or("n/a".into(), |v| format!("{v:.2}"))
     );
 
@@ -246,6 +337,9 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
     if !notes.is_empty() {
         s.push('\n');
     }
+    if let (Some(info), Some(b)) = (&r.baseline, &summary.baseline) {
+        beside_baseline(&mut s, info, summary, b, limit);
+    }
 
     let mt = &summary.multitype;
     let _ = writeln!(s, "## Defect types\n");
@@ -255,6 +349,9 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
         .map(|(f, w)| format!("{f} -> {}", w.as_deref().map_or("(not in the vocabulary)".into(), |w| format!("`{w}`"))))
         .collect();
     let _ = writeln!(s, "- Folder to word: {}", mapping.join(", "));
+    if r.baseline.is_some() {
+        let _ = writeln!(s, "- Baseline: - (it has no defect types; the metrics below are the model's only)");
+    }
     let _ = writeln!(
         s,
         "- Macro one-vs-rest pixel AUROC {}, AP {}; macro F1 of the type map {}; image type accuracy {}\n",
@@ -308,6 +405,16 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
          outside the range and were counted at its ends.\n",
         r.settings.bins, o.bounds.pixel_auroc, o.bounds.pixel_ap, o.bounds.aupro, o.clamped_pixels
     );
+    if let Some(b) = &summary.baseline {
+        let o = &b.overall;
+        let (lo, hi) = BASELINE_RANGE;
+        let _ = writeln!(
+            s,
+            "The baseline's maps are binned the same way over [{lo}, {hi}]: at most pixel AUROC {:.2e}, pixel AP \
+             {:.2e}, AUPRO {:.2e} (overall set).\n",
+            o.bounds.pixel_auroc, o.bounds.pixel_ap, o.bounds.aupro
+        );
+    }
 
     let _ = writeln!(s, "## Metric definitions\n");
     let _ = writeln!(

@@ -9,7 +9,7 @@ use crate::model_dir::ModelDir;
 use crate::onnx::{InputSpec, Plan, load_plan, output_f32};
 use crate::preprocess::push_normalized;
 
-/// Runs `image_encoder.onnx` of a Loupe model directory.
+/// Runs `image_encoder.onnx` of a Loupe model (a directory, or the embedded default model).
 pub struct ClipOnnxBackbone {
     plan: Plan,
     geometry: InputGeometry,
@@ -22,7 +22,7 @@ impl ClipOnnxBackbone {
         Self::from_model_dir(&ModelDir::open(dir)?)
     }
 
-    /// Loads the image encoder of an opened model directory.
+    /// Loads the image encoder of an opened model (on disk or in memory).
     pub fn from_model_dir(model: &ModelDir) -> Result<Self> {
         let geometry = model.geometry();
         let [h, w] = geometry.input_size;
@@ -31,7 +31,8 @@ impl ClipOnnxBackbone {
             datum: f32::datum_type(),
             shape: vec![None, Some(3), Some(h as usize), Some(w as usize)],
         }];
-        let plan = load_plan(&model.image_encoder(), &inputs, &["global", "patch_tokens"])?;
+        let file = &model.meta.files.image_encoder;
+        let plan = load_plan(&model.read(file)?, &model.label(file), &inputs, &["global", "patch_tokens"])?;
         let info = ComponentInfo {
             kind: "dapo-clip-onnx".into(),
             name: model.meta.name.clone(),

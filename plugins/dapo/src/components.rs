@@ -2,7 +2,6 @@
 //! plugin alike: one factory per role, reading what it needs from the configuration.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use loupe_sdk::plugin::guest::Registrar;
@@ -22,31 +21,64 @@ fn name(c: &CStr) -> &str {
     c.to_str().unwrap_or_default()
 }
 
-fn model_dir(cfg: &LoupeConfig) -> Result<ModelDir> {
-    let dir = cfg.model.dir.clone().ok_or_else(|| LoupeError::Config {
+/// The model of `model.dir`, or the embedded default model when it is not configured (feature `default-model`).
+pub fn configured_model(cfg: &LoupeConfig) -> Result<ModelDir> {
+    match &cfg.model.dir {
+        Some(dir) => ModelDir::open(dir),
+        None => default_model(),
+    }
+}
+
+#[cfg(feature = "default-model")]
+fn default_model() -> Result<ModelDir> {
+    ModelDir::embedded()
+}
+
+#[cfg(not(feature = "default-model"))]
+fn default_model() -> Result<ModelDir> {
+    Err(LoupeError::Config {
         file: None,
         field: "model.dir".into(),
         expected: "a Loupe model directory (--model DIR, or model.dir in the configuration)".into(),
         found: "nothing".into(),
-    })?;
-    ModelDir::open(&dir)
+    })
 }
 
-/// Builds the CLIP ONNX backbone of `model.dir`.
-pub fn backbone_factory(cfg: &LoupeConfig) -> Result<Arc<dyn Backbone>> {
-    Ok(Arc::new(ClipOnnxBackbone::from_model_dir(&model_dir(cfg)?)?))
-}
-
-/// Builds the prompt bank `prompts.bank` for the model of `model.dir`.
-pub fn prompt_bank_factory(cfg: &LoupeConfig) -> Result<Arc<dyn PromptBank>> {
-    let model = model_dir(cfg)?;
-    let bank: PathBuf = cfg.prompts.bank.clone().ok_or_else(|| LoupeError::Config {
+/// `prompts.bank` is required when `model.dir` is: the embedded bank serves only the embedded model.
+fn missing_bank() -> LoupeError {
+    LoupeError::Config {
         file: None,
         field: "prompts.bank".into(),
         expected: "a prompt bank file (--prompts FILE, or prompts.bank in the configuration)".into(),
         found: "nothing".into(),
-    })?;
-    Ok(Arc::new(DapoPromptBank::load(&bank, &model)?))
+    }
+}
+
+/// Builds the CLIP ONNX backbone of `model.dir`, or of the embedded default model when it is not configured.
+pub fn backbone_factory(cfg: &LoupeConfig) -> Result<Arc<dyn Backbone>> {
+    Ok(Arc::new(ClipOnnxBackbone::from_model_dir(&configured_model(cfg)?)?))
+}
+
+/// Builds the prompt bank `prompts.bank` for the configured model. With neither `prompts.bank` nor `model.dir`
+/// configured, the embedded default bank; with `model.dir` but no `prompts.bank`, an error.
+pub fn prompt_bank_factory(cfg: &LoupeConfig) -> Result<Arc<dyn PromptBank>> {
+    let model = configured_model(cfg)?;
+    let bank = match (&cfg.prompts.bank, &cfg.model.dir) {
+        (Some(bank), _) => DapoPromptBank::load(bank, &model)?,
+        (None, None) => default_bank(&model)?,
+        (None, Some(_)) => return Err(missing_bank()),
+    };
+    Ok(Arc::new(bank))
+}
+
+#[cfg(feature = "default-model")]
+fn default_bank(model: &ModelDir) -> Result<DapoPromptBank> {
+    DapoPromptBank::embedded(model)
+}
+
+#[cfg(not(feature = "default-model"))]
+fn default_bank(_model: &ModelDir) -> Result<DapoPromptBank> {
+    Err(missing_bank())
 }
 
 /// Builds the post-processor with the `postprocess` settings, on the backend `postprocess.backend` chooses
@@ -97,5 +129,14 @@ mod tests {
         register_builtins(&mut r).unwrap();
         assert_eq!(r.listing().len(), 3);
         assert!(register_builtins(&mut r).unwrap_err().to_string().contains("duplicate"));
+    }
+
+    #[cfg(not(feature = "default-model"))]
+    #[test]
+    fn without_the_default_model_no_model_is_a_configuration_error() {
+        let cfg = LoupeConfig::default();
+        for e in [backbone_factory(&cfg).err().unwrap(), prompt_bank_factory(&cfg).err().unwrap()] {
+            assert!(matches!(&e, LoupeError::Config { field, .. } if field == "model.dir"), "{e}");
+        }
     }
 }

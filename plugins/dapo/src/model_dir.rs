@@ -1,5 +1,7 @@
-//! A Loupe model directory: `loupe-model.json` and the files it names (see `docs/model-format.md`).
+//! A Loupe model directory: `loupe-model.json` and the files it names (see `docs/model-format.md`), read from a
+//! folder on disk or from memory (the embedded default model) through one [`ModelSource`].
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use loupe_sdk::{InputGeometry, LoupeError, Result};
@@ -99,17 +101,108 @@ pub struct ModelFiles {
     pub token_embedding: String,
 }
 
-/// An opened, checked model directory.
+/// How errors and messages name the embedded default model: its files read
+/// `<embedded default model>/image_encoder.onnx`.
+pub const EMBEDDED_LABEL: &str = "embedded default model";
+
+/// How errors name file `name` of the in-memory model called `label`: `<label>/name`.
+pub fn memory_label(label: &str, name: &str) -> PathBuf {
+    Path::new(&format!("<{label}>")).join(name)
+}
+
+/// One file of an in-memory model.
+#[derive(Clone)]
+pub struct MemoryFile {
+    /// File name, as `loupe-model.json` names it.
+    pub name: String,
+    /// Contents; borrowed for data compiled into the binary.
+    pub bytes: Cow<'static, [u8]>,
+}
+
+impl std::fmt::Debug for MemoryFile {
+    // The bytes are megabytes of weights: show their size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} bytes)", self.name, self.bytes.len())
+    }
+}
+
+/// Where the files of a model come from. Every loader reads through [`ModelSource::read`], so a model on disk and
+/// one in memory take the same code path, and errors name the file by [`ModelSource::label`].
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// A model directory on disk.
+    Dir(PathBuf),
+    /// Files held in memory, by name.
+    Memory {
+        /// What errors call the model (`embedded default model`); files read `<label>/name`.
+        label: String,
+        /// The files, `loupe-model.json` among them.
+        files: Vec<MemoryFile>,
+    },
+}
+
+impl ModelSource {
+    /// The embedded default model (crate `loupe-default-model`), borrowed: nothing is copied.
+    #[cfg(feature = "default-model")]
+    pub fn embedded() -> Self {
+        let files = loupe_default_model::model_files()
+            .iter()
+            .map(|f| MemoryFile { name: f.name.to_string(), bytes: Cow::Borrowed(f.bytes) })
+            .collect();
+        Self::Memory { label: EMBEDDED_LABEL.to_string(), files }
+    }
+
+    /// How errors name the file `name` of this model: its path, or `<label>/name` in memory.
+    pub fn label(&self, name: &str) -> PathBuf {
+        match self {
+            Self::Dir(root) => root.join(name),
+            Self::Memory { label, .. } => memory_label(label, name),
+        }
+    }
+
+    /// The directory, or the in-memory model's label, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Dir(root) => root.display().to_string(),
+            Self::Memory { label, .. } => label.clone(),
+        }
+    }
+
+    /// Whether the model has a file `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            Self::Dir(root) => root.join(name).is_file(),
+            Self::Memory { files, .. } => files.iter().any(|f| f.name == name),
+        }
+    }
+
+    /// The bytes of file `name`; an error naming the file if it cannot be read or does not exist.
+    pub fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        match self {
+            Self::Dir(root) => {
+                let path = root.join(name);
+                std::fs::read(&path).map(Cow::Owned).map_err(|e| LoupeError::io(&path, e))
+            }
+            Self::Memory { files, .. } => files
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| Cow::Borrowed(&*f.bytes))
+                .ok_or_else(|| LoupeError::model(self.label(name), "missing from the in-memory model")),
+        }
+    }
+}
+
+/// An opened, checked model: its metadata and where its files are.
 #[derive(Clone, Debug)]
 pub struct ModelDir {
-    /// The directory.
-    pub root: PathBuf,
+    /// Where the files are read from.
+    pub source: ModelSource,
     /// Its metadata.
     pub meta: ModelMetadata,
 }
 
 impl ModelDir {
-    /// Reads and checks `loupe-model.json`; every file it names must exist.
+    /// Reads and checks `loupe-model.json` of the directory `root`; every file it names must exist.
     pub fn open(root: &Path) -> Result<Self> {
         if !root.is_dir() {
             return Err(LoupeError::model(
@@ -117,18 +210,41 @@ impl ModelDir {
                 "not a directory (expected a Loupe model directory with loupe-model.json)",
             ));
         }
-        let path = root.join(METADATA_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| LoupeError::io(&path, e))?;
+        Self::from_source(ModelSource::Dir(root.to_path_buf()))
+    }
+
+    /// The embedded default model (feature `default-model`).
+    #[cfg(feature = "default-model")]
+    pub fn embedded() -> Result<Self> {
+        Self::from_source(ModelSource::embedded())
+    }
+
+    /// Reads and checks `loupe-model.json` of `source`; every file it names must exist.
+    pub fn from_source(source: ModelSource) -> Result<Self> {
+        let path = source.label(METADATA_FILE);
+        let bytes = source.read(METADATA_FILE)?;
         let meta: ModelMetadata =
-            serde_json::from_str(&text).map_err(|e| LoupeError::model(&path, format!("malformed metadata: {e}")))?;
-        let dir = Self { root: root.to_path_buf(), meta };
-        dir.check().map_err(|reason| LoupeError::model(&path, reason))?;
-        for f in [dir.image_encoder(), dir.text_encoder(), dir.token_embedding()] {
-            if !f.is_file() {
-                return Err(LoupeError::model(&f, format!("missing (named in {METADATA_FILE})")));
+            serde_json::from_slice(&bytes).map_err(|e| LoupeError::model(&path, format!("malformed metadata: {e}")))?;
+        drop(bytes);
+        let model = Self { source, meta };
+        model.check().map_err(|reason| LoupeError::model(&path, reason))?;
+        let files = &model.meta.files;
+        for name in [&files.image_encoder, &files.text_encoder, &files.token_embedding] {
+            if !model.source.contains(name) {
+                return Err(LoupeError::model(model.source.label(name), format!("missing (named in {METADATA_FILE})")));
             }
         }
-        Ok(dir)
+        Ok(model)
+    }
+
+    /// The bytes of file `name` of the model (one of those `loupe-model.json` names).
+    pub fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        self.source.read(name)
+    }
+
+    /// How errors name file `name`: its path, or `<embedded default model>/name` for the embedded model.
+    pub fn label(&self, name: &str) -> PathBuf {
+        self.source.label(name)
     }
 
     fn check(&self) -> std::result::Result<(), String> {
@@ -186,18 +302,18 @@ impl ModelDir {
         }
     }
 
-    /// Path of the image encoder.
+    /// Path (or in-memory label) of the image encoder.
     pub fn image_encoder(&self) -> PathBuf {
-        self.root.join(&self.meta.files.image_encoder)
+        self.label(&self.meta.files.image_encoder)
     }
 
-    /// Path of the text encoder.
+    /// Path (or in-memory label) of the text encoder.
     pub fn text_encoder(&self) -> PathBuf {
-        self.root.join(&self.meta.files.text_encoder)
+        self.label(&self.meta.files.text_encoder)
     }
 
-    /// Path of the token-embedding table.
+    /// Path (or in-memory label) of the token-embedding table.
     pub fn token_embedding(&self) -> PathBuf {
-        self.root.join(&self.meta.files.token_embedding)
+        self.label(&self.meta.files.token_embedding)
     }
 }

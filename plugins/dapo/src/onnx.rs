@@ -19,11 +19,14 @@ pub struct InputSpec<'a> {
     pub shape: Vec<Option<usize>>,
 }
 
-/// Loads `path`, fixes its inputs to `inputs` (one symbolic axis `N` allowed) and its outputs to `outputs`, and
-/// optimises it. Any failure is a [`LoupeError::Model`] naming the file.
-pub fn load_plan(path: &Path, inputs: &[InputSpec<'_>], outputs: &[&str]) -> Result<Plan> {
-    let fail = |stage: &str, e: TractError| LoupeError::model(path, format!("{stage}: {e:#}"));
-    let mut model = tract_onnx::onnx().model_for_path(path).map_err(|e| fail("not a readable ONNX model", e))?;
+/// Loads the ONNX model in `bytes` (read from `origin`, a path or an in-memory label: see
+/// [`ModelSource`](crate::model_dir::ModelSource)), fixes its inputs to `inputs` (one symbolic axis `N` allowed)
+/// and its outputs to `outputs`, and optimises it. Any failure is a [`LoupeError::Model`] naming `origin`.
+pub fn load_plan(bytes: &[u8], origin: &Path, inputs: &[InputSpec<'_>], outputs: &[&str]) -> Result<Plan> {
+    let fail = |stage: &str, e: TractError| LoupeError::model(origin, format!("{stage}: {e:#}"));
+    // From bytes, so files on disk and embedded ones load alike (Loupe's models carry no external data files).
+    let mut model =
+        tract_onnx::onnx().model_for_read(&mut &*bytes).map_err(|e| fail("not a readable ONNX model", e))?;
     let batch = model.sym("N");
     let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
     model.set_input_names(&names).map_err(|e| fail("expected inputs missing", e))?;

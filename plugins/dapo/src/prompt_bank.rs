@@ -10,6 +10,8 @@ use loupe_sdk::{ComponentInfo, LoupeError, PromptBank, Result, TextFeatures, fea
 use safetensors::SafeTensors;
 
 use crate::model_dir::ModelDir;
+#[cfg(feature = "default-model")]
+use crate::model_dir::{EMBEDDED_LABEL, memory_label};
 use crate::text_encoder::{EmbeddedPrompt, TextEncoder, tensor_f32};
 use crate::tokenizer::ClipTokenizer;
 
@@ -47,19 +49,44 @@ pub struct DapoPromptBank {
 }
 
 impl DapoPromptBank {
-    /// Loads a bank for the model directory `model`: it must have been made for that model (same `model_id`) and
-    /// match its dimensions. The model's text encoder is loaded so new words can be added.
+    /// Loads a bank for the model `model`: it must have been made for that model (same `model_id`) and match its
+    /// dimensions. The model's text encoder is loaded so new words can be added.
     pub fn load(path: &Path, model: &ModelDir) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+        Self::from_bytes(&bytes, path, model)
+    }
+
+    /// The embedded default bank (feature `default-model`), for `model`: the embedded default model, or any
+    /// model with the same `model_id`. Errors name `<embedded default model>/bank.safetensors`.
+    #[cfg(feature = "default-model")]
+    pub fn embedded(model: &ModelDir) -> Result<Self> {
+        let bank = loupe_default_model::bank();
+        Self::from_bytes(bank.bytes, &memory_label(EMBEDDED_LABEL, bank.name), model)
+    }
+
+    /// [`load`](Self::load) from the bank file's bytes; `origin` (a path or an in-memory label) names it in errors
+    /// and [`path`](Self::path).
+    pub fn from_bytes(bytes: &[u8], origin: &Path, model: &ModelDir) -> Result<Self> {
         let encoder = Arc::new(TextEncoder::load(model)?);
-        Self::load_with_encoder(path, &model.meta.model_id, Some(encoder))
+        Self::from_bytes_with_encoder(bytes, origin, &model.meta.model_id, Some(encoder))
     }
 
     /// Loads a bank checked against `model_id`; without an encoder it serves only its cached words.
     pub fn load_with_encoder(path: &Path, model_id: &str, encoder: Option<Arc<TextEncoder>>) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+        Self::from_bytes_with_encoder(&bytes, path, model_id, encoder)
+    }
+
+    /// [`load_with_encoder`](Self::load_with_encoder) from the bank file's bytes; `path` (the file, or an in-memory
+    /// label) names it in errors.
+    pub fn from_bytes_with_encoder(
+        bytes: &[u8],
+        path: &Path,
+        model_id: &str,
+        encoder: Option<Arc<TextEncoder>>,
+    ) -> Result<Self> {
         let bad = |reason: String| LoupeError::bank(path, reason);
-        let (_, header) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let field = |k: &str| meta.get(k).cloned().ok_or_else(|| bad(format!("metadata field `{k}` missing")));
         let format = field("format")?;
@@ -99,7 +126,7 @@ impl DapoPromptBank {
                 )));
             }
         }
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let context = |name: &str| -> Result<Context> {
             let view = st.tensor(name).map_err(|_| bad(format!("tensor `{name}` missing")))?;
             let shape = view.shape().to_vec();
@@ -155,7 +182,8 @@ impl DapoPromptBank {
         })
     }
 
-    /// The file it was loaded from.
+    /// The file it was loaded from (for a bank loaded from bytes, the `origin` it was given, such as
+    /// `<embedded default model>/bank.safetensors`).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,6 +1,8 @@
 //! The CLIP text encoder of a model directory, run from token embeddings so that learned context vectors can take
 //! the place of words (DAPO's hybrid prompts).
 
+use std::path::Path;
+
 use loupe_sdk::{LoupeError, Result};
 use safetensors::{Dtype, SafeTensors};
 use tract_onnx::prelude::*;
@@ -27,7 +29,7 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// Loads the text encoder and token table of a model directory.
+    /// Loads the text encoder and token table of a model (on disk or in memory).
     pub fn load(model: &ModelDir) -> Result<Self> {
         let tower = model.meta.text.clone();
         let (c, w) = (tower.context_length, tower.width);
@@ -42,8 +44,19 @@ impl TextEncoder {
                 shape: vec![Some(tower.layers), Some(tower.deep_prompts), Some(w)],
             });
         }
-        let plan = load_plan(&model.text_encoder(), &inputs, &["text_features"])?;
-        let table = read_f32_tensor(&model.token_embedding(), "token_embedding", &[tower.vocab_size, w])?;
+        let files = &model.meta.files;
+        let plan = load_plan(
+            &model.read(&files.text_encoder)?,
+            &model.label(&files.text_encoder),
+            &inputs,
+            &["text_features"],
+        )?;
+        let table = load_f32_tensor(
+            &model.read(&files.token_embedding)?,
+            &model.label(&files.token_embedding),
+            "token_embedding",
+            &[tower.vocab_size, w],
+        )?;
         Ok(Self { plan, table, tower, embed_dim: model.meta.embed_dim })
     }
 
@@ -88,12 +101,12 @@ impl TextEncoder {
     }
 }
 
-/// Reads an f32 tensor named `name` of shape `shape` from a safetensors file; errors name the file.
-pub fn read_f32_tensor(path: &std::path::Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| LoupeError::model(path, format!("not a safetensors file: {e}")))?;
-    tensor_f32(&st, name, Some(shape)).map_err(|reason| LoupeError::model(path, reason))
+/// Extracts the f32 tensor `name` of shape `shape` from the safetensors file in `bytes`, read from `origin` (a
+/// path or an in-memory label); errors name `origin`.
+pub fn load_f32_tensor(bytes: &[u8], origin: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| LoupeError::model(origin, format!("not a safetensors file: {e}")))?;
+    tensor_f32(&st, name, Some(shape)).map_err(|reason| LoupeError::model(origin, reason))
 }
 
 /// Extracts tensor `name` as f32, checking dtype and (if given) shape; the error is a reason string.
