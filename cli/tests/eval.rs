@@ -152,6 +152,16 @@ fn eval_writes_consistent_json_markdown_and_plots() {
     };
     assert_eq!(sum(&mt["image_confusion"]) as usize, total);
     assert_eq!(sum(&mt["pixel_confusion"]), pixels);
+    // "Pixels typed right" of a type = its diagonal cell over its ground-truth row of the pixel confusion.
+    let labels: Vec<&str> =
+        mt["pixel_confusion"]["rows"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let counts = mt["pixel_confusion"]["counts"].as_array().unwrap();
+    for t in mt["per_type"].as_array().unwrap() {
+        let k = labels.iter().position(|l| *l == t["word"].as_str().unwrap()).expect("type in the confusion labels");
+        let row: Vec<u64> = counts[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let expected = row[k] as f64 / row.iter().sum::<u64>() as f64;
+        assert!((t["typed_right"].as_f64().unwrap() - expected).abs() < 1e-12, "{t}");
+    }
     for key in ["macro_ovr_auroc", "macro_ovr_ap", "macro_f1", "image_type_accuracy"] {
         in_unit(&mt[key], key);
     }

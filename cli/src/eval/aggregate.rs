@@ -159,6 +159,8 @@ pub struct TypeRow {
     pub f1: Option<f64>,
     /// IoU of the predicted type map.
     pub iou: Option<f64>,
+    /// Share of the type's ground-truth pixels the type map labels with this word.
+    pub typed_right: Option<f64>,
     /// Fraction of the folder's images whose most probable word is this one.
     pub image_recall: Option<f64>,
     /// Binning bounds of the one-vs-rest metrics.
@@ -560,6 +562,7 @@ impl Aggregator {
                     ovr_ap: put(&mut und, "ovr_ap", t.ovr_ap.clone()),
                     f1: put(&mut und, "f1", t.f1.clone()),
                     iou: put(&mut und, "iou", t.iou.clone()),
+                    typed_right: put(&mut und, "typed_right", t.typed_right.clone()),
                     image_recall: put(&mut und, "image_recall", self.image_argmax.recall(t.type_id)),
                     ovr_bounds: t.bounds,
                     word: word.clone(),

@@ -148,6 +148,7 @@ pub fn run(args: &EvalArgs) -> ExitCode {
             Ok(v) => v,
             Err(e) => return fatal(&e),
         };
+    eprintln!("{}", crate::options::model_line(&cfg, &engine));
     let engine_s = started.elapsed().as_secs_f64();
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         return fatal(&format!("cannot create output folder {}: {e}", args.out.display()));

@@ -373,13 +373,25 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
                 num(t.ovr_ap),
                 num(t.f1),
                 num(t.iou),
+                num(t.typed_right),
                 num(t.image_recall),
             ]
         })
         .collect();
     table(
         &mut s,
-        &["word", "folder", "images", "GT pixels", "OvR AUROC", "OvR AP", "F1", "IoU", "image type recall"],
+        &[
+            "word",
+            "folder",
+            "images",
+            "GT pixels",
+            "OvR AUROC",
+            "OvR AP",
+            "F1",
+            "IoU",
+            "pixels typed right",
+            "image type recall",
+        ],
         &rows,
     );
     let _ =

@@ -177,6 +177,8 @@ pub struct TypeScores {
     pub f1: MetricResult<f64>,
     /// IoU of the predicted type map for this type.
     pub iou: MetricResult<f64>,
+    /// Share of the type's ground-truth pixels that the type map labels with this type (its pixel recall).
+    pub typed_right: MetricResult<f64>,
     /// How far the binned one-vs-rest AUROC and AP can be from exact.
     pub bounds: BinningBounds,
 }
@@ -281,6 +283,7 @@ impl TypeAccumulator {
                 ovr_ap: ranked.as_ref().map_err(Clone::clone).and_then(|r| r.average_precision()),
                 f1: self.pixels.f1(type_id),
                 iou: self.pixels.iou(type_id),
+                typed_right: self.pixels.recall(type_id),
                 bounds: binned.error_bounds(),
             });
         }
@@ -348,6 +351,7 @@ mod tests {
         assert_eq!(s.per_type.len(), 1, "type 2 has no ground-truth pixel");
         assert_eq!(s.per_type[0].ovr_auroc, Ok(1.0));
         assert_eq!(s.per_type[0].f1, Ok(2.0 / 3.0));
+        assert_eq!(s.per_type[0].typed_right, Ok(0.5), "one of the two type-1 pixels is labelled type 1");
         assert_eq!(s.macro_f1, Ok(2.0 / 3.0));
         let empty = TypeAccumulator::new(2, 0.0, 1.0, 16).unwrap().summary();
         assert!(empty.macro_ovr_auroc.is_err());
