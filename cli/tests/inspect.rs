@@ -253,6 +253,33 @@ fn inspect_with_no_model_options_runs_the_embedded_default_model() {
     assert!(compared >= 12, "at least three images compared");
 }
 
+/// The acceptance check: on Magnetic-Tile test-split images (capture runs exp5/exp6, never trained on),
+/// the embedded default model's mask overlaps the ground truth.
+#[test]
+fn the_default_model_finds_real_defects_on_magnetic_tile_test_images() {
+    let mini = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mvtec-mini");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = Vec::new();
+    for folder in ["blowhole", "crack"] {
+        let o = inspect_into(&mini.join(folder), tmp.path(), &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for entry in std::fs::read_dir(mini.join(folder)).unwrap() {
+            let stem = entry.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned();
+            if !(stem.starts_with("exp5") || stem.starts_with("exp6")) {
+                continue;
+            }
+            let found = image::open(tmp.path().join(format!("{stem}_mask.png"))).unwrap().to_luma8();
+            let truth = image::open(mini.join(format!("ground_truth/{folder}/{stem}_mask.png"))).unwrap().to_luma8();
+            assert_eq!(found.dimensions(), truth.dimensions(), "{stem}: mask at the image's size");
+            let overlap = found.pixels().zip(truth.pixels()).filter(|(f, t)| f.0[0] > 0 && t.0[0] > 0).count();
+            checked.push((format!("{folder}/{stem}"), overlap));
+        }
+    }
+    assert!(checked.len() >= 6, "{checked:?}");
+    let hits = checked.iter().filter(|(_, overlap)| *overlap > 0).count();
+    assert!(hits * 3 >= checked.len() * 2, "masks overlapping the ground truth (name, pixels): {checked:?}");
+}
+
 #[test]
 fn a_model_without_a_bank_is_still_an_error() {
     let tmp = tempfile::tempdir().unwrap();

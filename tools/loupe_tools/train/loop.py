@@ -81,7 +81,7 @@ def train_stage(
     running = None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=cfg.name, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)  # seconds count across resumes
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg)

@@ -50,14 +50,16 @@ def pixel_terms(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return focal_loss(probs, target) + dice_loss(probs[:, 0], 1.0 - defect) + dice_loss(probs[:, 1:].sum(1), defect)
 
 
-def balanced_cross_entropy(probs: torch.Tensor, target: torch.Tensor, max_weight: float = 20.0) -> torch.Tensor:
-    """Cross-entropy with the defect positions weighted by (normal count / defect count), at most
-    ``max_weight``, so a batch whose defects cover 2 % of the patches still pulls toward the defect classes."""
-    defect = target > 0
-    n_defect = int(defect.sum())
+def balanced_cross_entropy(probs: torch.Tensor, target: torch.Tensor, max_weight: float = 50.0) -> torch.Tensor:
+    """Cross-entropy with each defect class weighted by (normal count / that class's count), at most
+    ``max_weight``: a batch whose defects cover 2 % of the patches, most of them one large type, still pulls
+    toward every defect class present."""
     weight = torch.ones_like(target, dtype=probs.dtype)
-    if n_defect:
-        weight[defect] = min(max_weight, (target.numel() - n_defect) / n_defect)
+    n_normal = max(1, int((target == 0).sum()))
+    for c in torch.unique(target).tolist():
+        if c > 0:
+            at = target == c
+            weight[at] = min(max_weight, n_normal / int(at.sum()))
     nll = -torch.log(probs.gather(1, target.unsqueeze(1)).squeeze(1).clamp_min(1e-6))
     return (weight * nll).sum() / weight.sum()
 

@@ -30,10 +30,12 @@ from .loop import StageConfig, train_stage
 from .prompt_learner import HybridPrompts
 
 
-def prompt_stage(steps: int, lr: float = 5e-4) -> StageConfig:
-    """The method's optimiser settings (Adam betas 0.5/0.999, no weight decay) with a short warm-up."""
+def prompt_stage(steps: int, lr: float = 5e-4, balanced_weight: float = 0.0) -> StageConfig:
+    """The method's optimiser settings (Adam betas 0.5/0.999, no weight decay) with a short warm-up;
+    ``balanced_weight`` > 0 adds the class-balanced cross-entropy to the method's loss."""
     return StageConfig("prompts", steps, lr=lr, pixel_level=True, warmup=min(20, max(1, steps // 10)),
-                       weight_decay=0.0, betas=(0.5, 0.999), checkpoint_every=max(1, min(100, steps)))
+                       weight_decay=0.0, betas=(0.5, 0.999), checkpoint_every=max(1, min(100, steps)),
+                       balanced_weight=balanced_weight)
 
 
 def check_dapo_parts(model: LoupeClip, where: Path) -> None:

@@ -57,6 +57,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--pretrain-steps", type=int, default=1500)
     p.add_argument("--prompt-steps", type=int, default=300)
+    p.add_argument("--prompt-balanced", type=float, default=1.0,
+                   help="weight of the class-balanced cross-entropy added to the method's loss in the prompt stage "
+                        "(0 = the method's loss alone)")
     p.add_argument("--prompt-batch", type=int, default=8, help="batch of the prompt stage (the method's 8)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the pre-training stage")
     p.add_argument("--synthetic", type=int, default=1500, help="size of the synthetic-defect pool")
@@ -101,15 +104,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     pretrain = StageConfig("pretrain", args.pretrain_steps, lr=args.lr, pixel_level=False, warmup=50,
                            balanced_weight=1.0)
     log1 = train_stage(model, prompts, sampler, pretrain, ckpt)
-    timings["pretrain"] = time.perf_counter() - t
+    timings["pretrain"] = _stage_seconds(log1, time.perf_counter() - t)
 
     export_trained(model, prompts, args.out / "stage1", args.name + "-stage1", "stage 1 (pretrain) only")
     t = time.perf_counter()
     trainable = freeze_backbone(model) + sum(p.numel() for p in prompts.parameters())
-    stage2 = prompt_stage(args.prompt_steps)
+    stage2 = prompt_stage(args.prompt_steps, balanced_weight=args.prompt_balanced)
     sampler2 = BatchSampler([real, synthetic], [0.5, 0.5], args.prompt_batch, args.seed + 1)
     log2 = train_stage(model, prompts, sampler2, stage2, ckpt)
-    timings["prompts"] = time.perf_counter() - t
+    timings["prompts"] = _stage_seconds(log2, time.perf_counter() - t)
 
     t = time.perf_counter()
     source = (f"trained from scratch by loupe_tools.train.recipe (seed {args.seed}) on Magnetic-Tile runs exp0-exp4 "
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     timings["export"] = time.perf_counter() - t
     summary: dict[str, object] = {
         "command": "python -m loupe_tools.train.recipe " + shlex.join(sys.argv[1:]),
-        "seed": args.seed, "threads": args.threads, "batch": args.batch, "prompt_batch": args.prompt_batch, "arch": args.arch,
+        "seed": args.seed, "threads": args.threads, "batch": args.batch, "prompt_batch": args.prompt_batch, "prompt_balanced": args.prompt_balanced, "arch": args.arch,
         "model_id": info["model_id"], "words": words, "held_out_word": "stain",
         "parameters": sum(p.numel() for p in model.parameters()), "prompt_stage_trainable": trainable,
         "steps": {"pretrain": args.pretrain_steps, "prompts": args.prompt_steps},
@@ -129,6 +132,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.install is not None:
         install(args.out, args.install)
     return summary
+
+
+def _stage_seconds(log: list[dict[str, float]], this_run: float) -> float:
+    """A stage's training time summed over the runs that made it (its log carries the time across resumes)."""
+    return max(this_run, log[-1]["seconds"]) if log else this_run
 
 
 def _tail_mean(log: list[dict[str, float]], n: int = 50) -> float:
