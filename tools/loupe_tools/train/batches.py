@@ -84,5 +84,5 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tupl
 def normalize_batch(images: np.ndarray) -> torch.Tensor:
     """``uint8 [N, S, S, 3]`` -> CLIP-normalised float32 ``[N, 3, S, S]`` (as the SDK's preprocessing)."""
     x = images.astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(CLIP_MEAN, dtype=np.float32)) / np.asarray(CLIP_STD, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    normed = (x - np.asarray(CLIP_MEAN, dtype=np.float32)) / np.asarray(CLIP_STD, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(normed.transpose(0, 3, 1, 2), dtype=np.float32))

@@ -46,7 +46,8 @@ def lr_factor(step: int, cfg: StageConfig) -> float:
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict[str, object]]:
     """Trainable parameters, weight decay on matrices only (not on embeddings, norms, biases or prompts)."""
-    decay, plain = [], []
+    decay: list[nn.Parameter] = []
+    plain: list[nn.Parameter] = []
     for module in modules:
         for name, p in module.named_parameters():
             if not p.requires_grad:

@@ -37,6 +37,7 @@ SIGMA = 1.0
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """The command line (``argv``, or ``sys.argv`` when None)."""
     p = argparse.ArgumentParser(prog="python -m loupe_tools.train.make_trained_fixture", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)

@@ -63,6 +63,7 @@ def optimize(model: LoupeClip, pools: Sequence[Preloaded], words: Sequence[str],
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """The command line (``argv``, or ``sys.argv`` when None)."""
     p = argparse.ArgumentParser(prog="python -m loupe_tools.train.optimize", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="Loupe model directory")
     p.add_argument("--torch-weights", type=Path, required=True, help="its reference weights (export --torch-weights)")

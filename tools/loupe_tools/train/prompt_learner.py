@@ -52,6 +52,8 @@ class HybridPrompts(nn.Module):
         layouts = [layout_prompt([], encode(NORMAL_SUFFIX), self.n_deep, n_ctx, arch.context_length)]
         layouts += [layout_prompt(encode(w), encode(DEFECT_SUFFIX), self.n_deep, n_ctx, arch.context_length) for w in words]
         self.ctx_start = layouts[0].ctx_start
+        self.ids: torch.Tensor  # buffers: annotated so type checkers know they are tensors
+        self.eot: torch.Tensor
         self.register_buffer("ids", torch.from_numpy(np.stack([lay.ids for lay in layouts])), persistent=False)
         self.register_buffer("eot", torch.tensor([lay.eot_index for lay in layouts], dtype=torch.int64), persistent=False)
 

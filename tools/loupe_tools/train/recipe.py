@@ -1,7 +1,9 @@
 """Train Loupe's compact default model from scratch, in one command.
 
-    python -m loupe_tools.train.recipe --data ../shared/data --out target/default-model [--seed 0] \
-        [--install plugins/default-model/data]
+    python -m loupe_tools.train.recipe --data ../shared/data --out target/train/default [--seed 0] \
+        [--install plugins/default-model]
+
+The defaults are the settings of the shipped default model (42 min on a 2-core CPU, docs/training.md).
 
 1. Data: the Magnetic-Tile train split (capture runs exp0..exp4; test runs exp5, exp6 are never read) at the
    model's input size, and a pool of synthetic defects (hole, scratch, cut) with exact masks painted onto the
@@ -10,7 +12,8 @@
 2. Stage "pretrain": the whole CLIP-shaped two-tower model (image ViT, text transformer, token table) and the
    hybrid prompts trained jointly from random weights with the DAPO loss on patch-level targets.
 3. Stage "prompts": DAPO prompt optimisation: the backbone frozen, the hybrid prompts (V, W), deep text and
-   visual prompts and the per-layer adapters trained with the method's loss at pixel level.
+   visual prompts and the per-layer adapters trained with the method's loss at pixel level (plus, by default,
+   the class-balanced term: ``--prompt-balanced 0`` gives the method's loss alone).
 4. Export: Loupe model directory, prompt bank, reference weights, and ``training.json`` (times, losses, seed).
 
 Deterministic for a given seed and thread count (``torch.use_deterministic_algorithms``).
@@ -48,15 +51,16 @@ TRAIN_RUNS = ["exp0*", "exp1*", "exp2*", "exp3*", "exp4*"]
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """The command line (``argv``, or ``sys.argv`` when None)."""
     p = argparse.ArgumentParser(prog="python -m loupe_tools.train.recipe", description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder holding mt/magnetic_tile and textures")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, export, logs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch", default="loupe-mt-s8")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (one is faster on a busy 2-core machine)")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--pretrain-steps", type=int, default=1500)
-    p.add_argument("--prompt-steps", type=int, default=300)
+    p.add_argument("--pretrain-steps", type=int, default=1200)
+    p.add_argument("--prompt-steps", type=int, default=250)
     p.add_argument("--prompt-balanced", type=float, default=1.0,
                    help="weight of the class-balanced cross-entropy added to the method's loss in the prompt stage "
                         "(0 = the method's loss alone)")
@@ -79,6 +83,7 @@ def build_model(arch_name: str, seed: int) -> LoupeClip:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    """Data, both stages, export; returns the summary written to ``training.json``."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
@@ -121,7 +126,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     timings["export"] = time.perf_counter() - t
     summary: dict[str, object] = {
         "command": "python -m loupe_tools.train.recipe " + shlex.join(sys.argv[1:]),
-        "seed": args.seed, "threads": args.threads, "batch": args.batch, "prompt_batch": args.prompt_batch, "prompt_balanced": args.prompt_balanced, "arch": args.arch,
+        "seed": args.seed, "threads": args.threads, "batch": args.batch, "prompt_batch": args.prompt_batch,
+        "prompt_balanced": args.prompt_balanced, "arch": args.arch,
         "model_id": info["model_id"], "words": words, "held_out_word": "stain",
         "parameters": sum(p.numel() for p in model.parameters()), "prompt_stage_trainable": trainable,
         "steps": {"pretrain": args.pretrain_steps, "prompts": args.prompt_steps},

@@ -48,6 +48,7 @@ def write_set(goods: np.ndarray, textures: Sequence[np.ndarray], words: Sequence
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """The command line (``argv``, or ``sys.argv`` when None)."""
     p = argparse.ArgumentParser(prog="python -m loupe_tools.train.synth_eval", description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder holding mt/magnetic_tile and textures")
     p.add_argument("--out", type=Path, required=True)
