@@ -15,12 +15,12 @@ pub struct BenchArgs {
     /// Images to time (each is run `--repeat` times).
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// Model directory.
+    /// Model directory. Default: the embedded default model.
     #[arg(long)]
-    model: PathBuf,
-    /// Prompt bank file.
+    model: Option<PathBuf>,
+    /// Prompt bank file (required with `--model`). Default: the embedded default model's bank.
     #[arg(long)]
-    prompts: PathBuf,
+    prompts: Option<PathBuf>,
     /// Timed runs per image.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
@@ -71,8 +71,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
 
 fn bench(args: &BenchArgs) -> Result<BenchReport, loupe_sdk::LoupeError> {
     let mut cfg = LoupeConfig::default();
-    cfg.model.dir = Some(args.model.clone());
-    cfg.prompts.bank = Some(args.prompts.clone());
+    cfg.model.dir.clone_from(&args.model);
+    cfg.prompts.bank.clone_from(&args.prompts);
     let engine = loupe_dapo::build_engine(&cfg)?;
     let images = args.images.iter().map(|p| OwnedImage::open(p)).collect::<Result<Vec<_>, _>>()?;
     let repeat = args.repeat.max(1);
