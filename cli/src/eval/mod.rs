@@ -289,47 +289,37 @@ fn write_outputs(
     let c = &summary.curves;
     let o = &summary.overall;
     let lab = |what: &str, v: Option<f64>| format!("{what} ({})", v.map_or("n/a".into(), |v| format!("{v:.3}")));
-    let solid = |label: String, points, colour| plots::Series { label, points, colour, dashed: false };
+    let series = |label: String, points, colour, dashed| plots::Series { label, points, colour, dashed };
     let mut roc = Vec::new();
     if let Some(p) = &c.image_roc {
-        roc.push(solid(lab("image AUROC", o.image_auroc), p, 0));
+        roc.push(series(lab("image AUROC", o.image_auroc), p, 0, false));
     }
     if let Some(p) = &c.pixel_roc {
-        roc.push(solid(lab("pixel AUROC", o.pixel_auroc), p, 1));
+        roc.push(series(lab("pixel AUROC", o.pixel_auroc), p, 1, false));
     }
     // The baseline's ROC curves, dashed in the model's colours.
     if let Some(b) = &summary.baseline {
-        let bo = &b.overall;
         if let Some(p) = &b.curves.image_roc {
-            roc.push(plots::Series {
-                label: lab("baseline image", bo.image_auroc),
-                points: p,
-                colour: 0,
-                dashed: true,
-            });
+            roc.push(series(lab("baseline image", b.overall.image_auroc), p, 0, true));
         }
         if let Some(p) = &b.curves.pixel_roc {
-            roc.push(plots::Series {
-                label: lab("baseline pixel", bo.pixel_auroc),
-                points: p,
-                colour: 1,
-                dashed: true,
-            });
+            roc.push(series(lab("baseline pixel", b.overall.pixel_auroc), p, 1, true));
         }
     }
     plots::curves(&out.join("roc.png"), "ROC curves", ("false positive rate", "true positive rate"), 1.0, &roc, true)?;
     plots.push(("roc.png".into(), "ROC curves".into()));
     let mut pr = Vec::new();
     if let Some(p) = &c.image_pr {
-        pr.push(solid(lab("image AP", o.image_ap), p, 0));
+        pr.push(series(lab("image AP", o.image_ap), p, 0, false));
     }
     if let Some(p) = &c.pixel_pr {
-        pr.push(solid(lab("pixel AP", o.pixel_ap), p, 1));
+        pr.push(series(lab("pixel AP", o.pixel_ap), p, 1, false));
     }
     plots::curves(&out.join("pr.png"), "Precision-recall curves", ("recall", "precision"), 1.0, &pr, false)?;
     plots.push(("pr.png".into(), "Precision-recall curves".into()));
     let limit = args.fpr_limit;
-    let pro: Vec<plots::Series> = c.pro.iter().map(|p| solid(lab(&format!("AUPRO@{limit}"), o.aupro), p, 0)).collect();
+    let pro: Vec<plots::Series> =
+        c.pro.iter().map(|p| series(lab(&format!("AUPRO@{limit}"), o.aupro), p, 0, false)).collect();
     plots::curves(&out.join("pro.png"), "Per-region overlap", ("false positive rate", "PRO"), limit, &pro, false)?;
     plots.push(("pro.png".into(), format!("PRO curve up to FPR {limit}")));
     let mut groups: Vec<String> = summary.per_folder.iter().map(|(f, _)| f.clone()).collect();
