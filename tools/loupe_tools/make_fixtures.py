@@ -30,6 +30,7 @@ from safetensors.numpy import save_file
 
 from .bank import random_bank, write_bank
 from .export import export_from_args, parse_args as parse_export_args
+from .model_dir import share_files
 from .reference import DapoReference, compute_expected
 from .synth_images import IMAGE_KINDS, write_images
 
@@ -127,9 +128,7 @@ def make_fixtures(args: argparse.Namespace, command: str) -> None:
     timings["reference"] = time.perf_counter() - t
 
     (out / "README.md").write_text(_readme(command, args, info["model_id"]), encoding="utf-8")
-    for path in out.rglob("*"):  # safetensors writes 0600 files; fixtures are meant to be shared
-        if path.is_file():
-            path.chmod(0o644)
+    share_files(out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
 

@@ -42,6 +42,14 @@ def read_token_embedding(model_dir: Path) -> np.ndarray:
     return load_file(str(model_dir / info["files"]["token_embedding"]))[TOKEN_EMBEDDING_TENSOR]
 
 
+def share_files(folder: Path) -> None:
+    """Make every file under ``folder`` world-readable: safetensors writes 0600 files, and exports and fixtures
+    are meant to be shared."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+
+
 def write_model_json(model_dir: Path, info: dict[str, Any]) -> None:
     """Write ``loupe-model.json`` (2-space indent, trailing newline)."""
     (model_dir / MODEL_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..bank import write_bank
+from ..bank import PromptBank, write_bank
 from ..clip_model import LoupeClip
 from ..export import write_model_dir
+from ..model_dir import share_files
 from ..reference import DapoReference
 from ..weights import save_reference_weights
 from .prompt_learner import HybridPrompts
@@ -18,8 +19,11 @@ BANK_FILE = "bank.safetensors"
 REFERENCE_WEIGHTS = "reference_weights.safetensors"
 
 
-def export_trained(model: LoupeClip, prompts: HybridPrompts, out: Path, name: str, source: str) -> dict[str, Any]:
-    """Write ``out/model/``, ``out/bank.safetensors`` and ``out/reference_weights.safetensors``; returns the model JSON."""
+def export_trained(
+    model: LoupeClip, prompts: HybridPrompts, out: Path, name: str, source: str
+) -> tuple[dict[str, Any], PromptBank]:
+    """Write ``out/model/``, ``out/bank.safetensors`` and ``out/reference_weights.safetensors``; returns the model
+    JSON and the bank written."""
     model = model.eval()
     info = write_model_dir(model, out / MODEL_DIR, name, source)
     save_reference_weights(model, out / REFERENCE_WEIGHTS)
@@ -27,10 +31,8 @@ def export_trained(model: LoupeClip, prompts: HybridPrompts, out: Path, name: st
     bank = prompts.to_bank(info["model_id"], model.arch.embed_dim, name)
     bank.text_features = DapoReference(model, info, bank, table).text_features(bank.words)
     write_bank(out / BANK_FILE, bank)
-    for path in out.rglob("*"):  # safetensors writes 0600 files; exports are meant to be shared
-        if path.is_file():
-            path.chmod(0o644)
-    return info
+    share_files(out)
+    return info, bank
 
 
 def freeze_backbone(model: LoupeClip) -> int:

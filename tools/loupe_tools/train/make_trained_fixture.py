@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import torch
 from safetensors.numpy import save_file
 
-from ..bank import read_bank
+from ..model_dir import share_files
 from ..reference import DapoReference, compute_expected
 from ..synth_images import write_images
 from .dataset import defect_words, list_samples, preload
@@ -78,11 +78,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     data = preload(samples, model.input_size[0], words)
     out: Path = args.out
     prompts = optimize(model, [data], words, out / "work", args.steps, batch=4, seed=args.seed, lr=5e-3)
-    info = export_trained(model, prompts, out, "tiny-dapo-trained-seed0", "tiny random backbone + DAPO prompts trained on mvtec-mini")
+    info, bank = export_trained(model, prompts, out, "tiny-dapo-trained-seed0",
+                                "tiny random backbone + DAPO prompts trained on mvtec-mini")
     log_path = out / "work" / "checkpoints" / "prompts-loss.csv"
     losses = [line.split(",")[3] for line in log_path.read_text(encoding="utf-8").splitlines()[1:]]
     table = model.token_embedding.weight.detach().numpy().copy()
-    bank = read_bank(out / "bank.safetensors")
     ref = DapoReference(model, info, bank, table)
     paths = write_images(out / "images", info["image"]["input_size"][0], args.seed)
     tensors, meta = compute_expected(ref, paths, words, [NOVEL_WORD], SIGMA)
@@ -92,9 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     (out / "README.md").write_text(_readme(command, info["model_id"], words, args.steps, [f"{float(x):.3f}" for x in losses]),
                                    encoding="utf-8")
     shutil.rmtree(out / "work")  # checkpoints are not part of the fixture
-    for path in out.rglob("*"):
-        if path.is_file():
-            path.chmod(0o644)
+    share_files(out)
     print(f"wrote {out}")
 
 

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     t = time.perf_counter()
     source = (f"trained from scratch by loupe_tools.train.recipe (seed {args.seed}) on Magnetic-Tile runs exp0-exp4 "
               f"+ synthetic defects")
-    info = export_trained(model, prompts, args.out, args.name, source)
+    info, _ = export_trained(model, prompts, args.out, args.name, source)
     timings["export"] = time.perf_counter() - t
     summary: dict[str, object] = {
         "command": "python -m loupe_tools.train.recipe " + shlex.join(sys.argv[1:]),
