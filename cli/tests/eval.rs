@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use loupe_eval::baseline::LocalContrast;
 use loupe_sdk::OwnedImage;
-use loupe_sdk::baseline::LocalContrast;
 use serde_json::Value;
 
 fn repo() -> PathBuf {

@@ -2,8 +2,8 @@
 //! overrides (the `config` crate), validated against the JSON Schema that schemars derives from these structs.
 //!
 //! Environment overrides use a double underscore between levels: `LOUPE_POSTPROCESS__SMOOTHING_SIGMA=4`,
-//! `LOUPE_PROMPTS__DEFECTS=hole,scratch`. Variables without `__` (`LOUPE_PLUGIN_PATH`, `LOUPE_LOG`) are not
-//! configuration fields and are left alone. Relative paths in a file are relative to that file.
+//! `LOUPE_PROMPTS__DEFECTS=hole,scratch`; the top-level `profile` is `LOUPE_PROFILE`. Other variables without `__`
+//! (`LOUPE_PLUGIN_PATH`, `LOUPE_LOG`) are not configuration fields and are left alone. Relative paths in a file are relative to that file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LoupeError, Result};
+use crate::fusion::{Fusion, FusionRule};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,6 +30,68 @@ pub struct LoupeConfig {
     pub components: ComponentsConfig,
     /// Shared-library plugins to load.
     pub plugins: PluginsConfig,
+    /// A product profile (`loupe profile create`): vocabulary, calibrated thresholds, fusion settings and golden
+    /// samples, made for this model. It becomes the engine's default profile; sessions can choose others.
+    pub profile: Option<PathBuf>,
+    /// Reference-based scoring: fusion with the text evidence, mutual scoring (`docs/reference.md`).
+    pub reference: ReferenceConfig,
+}
+
+/// Reference-based scoring. Golden samples come from the active profile; with none, mutual scoring (when on)
+/// compares each image with the other images of its batch, or of a session's last `mutual_window` images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceConfig {
+    /// How reference and text evidence combine: `mean` (WinCLIP+), `harmonic` (PromptAD), `layer_sum`
+    /// (APRIL-GAN) or `reference` (reference evidence alone; the text still names the defect types). A profile's
+    /// own setting takes precedence.
+    pub fusion: FusionRule,
+    /// Weight of the text evidence in `mean` and `harmonic`; the reference evidence gets `1 - text_weight`.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub text_weight: f32,
+    /// Image score above which an image is anomalous when reference evidence is fused (a profile's calibrated
+    /// threshold takes precedence). Unset: half the fused score's range (0.5 for `mean`).
+    #[schemars(range(min = 0.0))]
+    pub image_threshold: Option<f32>,
+    /// Fused anomaly-map value above which a pixel is anomalous (a profile's calibrated threshold takes
+    /// precedence). Unset: half the fused map's range (0.5 for `mean`).
+    #[schemars(range(min = 0.0))]
+    pub pixel_threshold: Option<f32>,
+    /// Mutual scoring (zero-shot) when the active profile holds no golden samples: each image against the other
+    /// images of its batch, or (one image at a time, in a session) the session's last `mutual_window` images.
+    pub mutual: bool,
+    /// Images a session keeps for mutual scoring of a stream. Memory: window x layers x cells x dim x 4 bytes.
+    #[schemars(range(min = 1, max = 4096))]
+    pub mutual_window: usize,
+    /// Share of the per-image nearest-patch distances averaged into a patch's mutual score (the lowest ones).
+    #[schemars(range(min = 0.01, max = 1.0))]
+    pub mutual_fraction: f32,
+    /// Fewest other images a mutual score needs: a smaller batch is refused, and a session scores with text alone
+    /// until its window holds this many images.
+    #[schemars(range(min = 1, max = 4096))]
+    pub mutual_min_pool: usize,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        Self {
+            fusion: FusionRule::Mean,
+            text_weight: crate::fusion::DEFAULT_TEXT_WEIGHT,
+            image_threshold: None,
+            pixel_threshold: None,
+            mutual: false,
+            mutual_window: 48,
+            mutual_fraction: 0.3,
+            mutual_min_pool: 4,
+        }
+    }
+}
+
+impl ReferenceConfig {
+    /// The configured fusion rule and weight.
+    pub fn fusion(&self) -> Fusion {
+        Fusion { rule: self.fusion, text_weight: self.text_weight }
+    }
 }
 
 /// Which backbone model to load.
@@ -277,8 +340,10 @@ impl LoupeConfig {
 
     /// Makes relative paths relative to `base` (the configuration file's folder).
     fn resolve_paths(&mut self, base: &Path) {
-        let paths =
-            [&mut self.model.dir, &mut self.prompts.bank].into_iter().flatten().chain(self.plugins.paths.iter_mut());
+        let paths = [&mut self.model.dir, &mut self.prompts.bank, &mut self.profile]
+            .into_iter()
+            .flatten()
+            .chain(self.plugins.paths.iter_mut());
         for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -292,11 +357,12 @@ impl LoupeConfig {
     }
 }
 
-/// `LOUPE_A__B=v` becomes `a.b = v`; variables without a double underscore are not configuration.
+/// `LOUPE_A__B=v` becomes `a.b = v`, and `LOUPE_PROFILE` the top-level `profile`; other variables without a
+/// double underscore are not configuration.
 fn env_source(env: &HashMap<String, String>) -> config::Environment {
     let selected: config::Map<String, String> = env
         .iter()
-        .filter(|(k, _)| k.starts_with("LOUPE_") && k.contains("__"))
+        .filter(|(k, _)| (k.starts_with("LOUPE_") && k.contains("__")) || k.as_str() == "LOUPE_PROFILE")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     config::Environment::with_prefix("LOUPE")
@@ -365,6 +431,8 @@ mod tests {
             ("LOUPE_POSTPROCESS__IMAGE_THRESHOLD", "0.7"),
             ("LOUPE_PROMPTS__DEFECTS", "hole,scratch"),
             ("LOUPE_PLUGIN_PATH", "/not/a/config/field"),
+            ("LOUPE_PROFILE", "/profiles/customer-a.safetensors"),
+            ("LOUPE_REFERENCE__MUTUAL", "true"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -374,6 +442,8 @@ mod tests {
         assert_eq!(cfg.postprocess.image_threshold, 0.7);
         assert_eq!(cfg.prompts.defects, Some(vec!["hole".to_string(), "scratch".to_string()]));
         assert_eq!(cfg.model.dir, Some(dir.path().join("models/b16")));
+        assert_eq!(cfg.profile, Some(PathBuf::from("/profiles/customer-a.safetensors")));
+        assert!(cfg.reference.mutual);
     }
 
     #[test]
@@ -407,7 +477,7 @@ mod tests {
     #[test]
     fn schema_describes_the_fields() {
         let schema = LoupeConfig::json_schema().to_string();
-        for field in ["smoothing_sigma", "image_threshold", "batch_size", "defects"] {
+        for field in ["smoothing_sigma", "image_threshold", "batch_size", "defects", "mutual_window", "fusion"] {
             assert!(schema.contains(field), "schema lacks {field}");
         }
     }

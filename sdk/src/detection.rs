@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::fusion::ScoringMode;
+
 /// A dense single-channel map, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreMap {
@@ -55,11 +57,45 @@ pub struct Thresholds {
     pub pixel: f32,
 }
 
+/// Where a result's evidence came from, and what each kind said.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Text only, golden samples, or mutual scoring.
+    pub mode: ScoringMode,
+    /// The text evidence's image score (what `score` is in text mode).
+    pub text_score: f32,
+    /// The reference evidence's normalised image score (0.5 at the edge of normal variation), when there is one.
+    pub reference_score: Option<f32>,
+    /// Reference images (golden) or other images (mutual) compared with; 0 in text mode.
+    pub pool: usize,
+    /// The profile the image was inspected with, if any.
+    pub profile: Option<String>,
+    /// Mutual scoring was on but the session's window held fewer images than `reference.mutual_min_pool`: this
+    /// result is text only.
+    pub window_filling: bool,
+}
+
+impl Evidence {
+    /// Text evidence only.
+    pub fn text(text_score: f32) -> Self {
+        Self {
+            mode: ScoringMode::Text,
+            text_score,
+            reference_score: None,
+            pool: 0,
+            profile: None,
+            window_filling: false,
+        }
+    }
+}
+
 /// The result of inspecting one image.
 #[derive(Clone, Debug)]
 pub struct Detection {
-    /// Image anomaly score in [0, 1].
+    /// Image anomaly score (raw): in [0, 1] for text and the `mean`, `harmonic` and `reference` fusions.
     pub score: f32,
+    /// The score on a scale where the image threshold is 0.5, in [0, 1] (`fusion::normalized_score`).
+    pub normalized_score: f32,
     /// `score > thresholds.image`.
     pub is_anomalous: bool,
     /// Class names: `normal`, then the defect words (index = type id).
@@ -68,8 +104,12 @@ pub struct Detection {
     pub class_probabilities: Vec<f32>,
     /// Most probable defect type of the image (argmax over the defect rows).
     pub image_type: String,
-    /// Anomaly map (DAPO: sum over layers of the defect probabilities, range `[0, layers]`), smoothed if configured.
+    /// Anomaly map (DAPO: sum over layers of the defect probabilities, range `[0, layers]`; fused with reference
+    /// evidence: `[0, map_range]`), smoothed if configured.
     pub anomaly_map: ScoreMap,
+    /// Top of the anomaly map's range (the heatmap's colour scale): the number of layers for text, 1 for most
+    /// fusions.
+    pub map_range: f32,
     /// Per-class maps (`classes` of them), kept only when configured (`postprocess.keep_class_maps`).
     pub class_maps: Vec<ScoreMap>,
     /// Per-pixel type id: 0 outside the mask, else the most probable defect type (index into `classes`).
@@ -80,4 +120,6 @@ pub struct Detection {
     pub regions: Vec<Region>,
     /// Thresholds used.
     pub thresholds: Thresholds,
+    /// Which evidence the result rests on.
+    pub evidence: Evidence,
 }

@@ -1,14 +1,60 @@
-//! The engine: backbone -> prompt bank -> post-processor, for a batch of images. Shareable between threads:
+//! The engine: backbone -> reference scoring -> post-processor, for a batch of images. Shareable between threads:
 //! every component is `Send + Sync`, the text matrix is computed once when the engine is built.
+//!
+//! Per image the engine gathers the evidence the active profile and configuration call for
+//! (`crate::reference`): golden samples when the profile holds a memory; otherwise, with `reference.mutual`, the
+//! other images of the batch; otherwise none (text only, DAPO as published). One engine serves any number of
+//! profiles ([`Engine::bind_profile`]): the backbone is loaded once, each profile brings its vocabulary,
+//! thresholds, fusion and memory. A stream's rolling window lives in a [`Session`](crate::session::Session).
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{LoupeConfig, MapSize};
-use crate::detection::Detection;
+use crate::config::{LoupeConfig, MapSize, ReferenceConfig};
+use crate::detection::{Detection, Thresholds};
 use crate::error::{LoupeError, Result};
-use crate::features::TextFeatures;
+use crate::features::{ImageFeatures, TextFeatures};
+use crate::fusion::{Fusion, ReferenceEvidence, ScoringMode};
 use crate::image_input::ImageView;
-use crate::traits::{Backbone, ComponentInfo, OutputSize, PostProcessor, PromptBank};
+use crate::profile::Profile;
+use crate::reference::{MutualSettings, golden, mutual_batch};
+use crate::traits::{Backbone, ComponentInfo, OutputSize, PostProcessor, PostprocessRequest, PromptBank};
+
+/// A profile checked against an engine's backbone, with the text matrix of its vocabulary. Share it (`Arc`)
+/// between sessions; it is immutable.
+#[derive(Debug)]
+pub struct BoundProfile {
+    profile: Profile,
+    text: TextFeatures,
+    model_id: String,
+}
+
+impl BoundProfile {
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.profile.meta.name
+    }
+
+    /// The text matrix of its vocabulary (the engine's, when the profile names none).
+    pub fn text(&self) -> &TextFeatures {
+        &self.text
+    }
+
+    /// Whether it holds golden samples.
+    pub fn has_references(&self) -> bool {
+        self.profile.memory.is_some()
+    }
+
+    /// The backbone `model_id` it was bound to.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+}
 
 /// Runs detection and segmentation with one backbone, one prompt bank and one post-processor.
 pub struct Engine {
@@ -18,11 +64,14 @@ pub struct Engine {
     text: TextFeatures,
     map_size: MapSize,
     batch_size: usize,
+    reference: ReferenceConfig,
+    profile: Option<Arc<BoundProfile>>,
 }
 
 impl Engine {
-    /// Builds an engine; `config.prompts.defects` chooses the vocabulary (unset: the bank's trained words).
-    /// Fails when the bank was made for another backbone or has another feature dimension.
+    /// Builds an engine; `config.prompts.defects` chooses the vocabulary (unset: the bank's trained words) and
+    /// `config.profile`, if set, is loaded as the default profile. Fails when the bank or the profile was made
+    /// for another backbone or has another feature dimension.
     pub fn new(
         backbone: Arc<dyn Backbone>,
         bank: Arc<dyn PromptBank>,
@@ -45,6 +94,7 @@ impl Engine {
                 bank.dim(),
             ));
         }
+        config.reference.fusion().validate("reference.text_weight")?;
         let words = match &config.prompts.defects {
             Some(words) => clean_vocabulary(words)?,
             None => bank.trained_words().to_vec(),
@@ -52,60 +102,233 @@ impl Engine {
         if words.is_empty() {
             return Err(LoupeError::Vocabulary("no defect words: the bank has none and none were configured".into()));
         }
-        let text = bank.text_features(&words)?;
-        if text.dim != dim || text.classes() != 1 + words.len() {
-            return Err(LoupeError::mismatch(
-                "text matrix from the prompt bank",
-                format!("{} x {dim}", 1 + words.len()),
-                format!("{} x {}", text.classes(), text.dim),
-            ));
-        }
-        Ok(Self {
+        let text = text_matrix(&*bank, &words, dim)?;
+        let mut engine = Self {
             backbone,
             bank,
             post,
             text,
             map_size: config.postprocess.map_size,
             batch_size: config.engine.batch_size.max(1),
-        })
+            reference: config.reference.clone(),
+            profile: None,
+        };
+        if let Some(path) = &config.profile {
+            engine.profile = Some(engine.load_profile(path)?);
+        }
+        Ok(engine)
     }
 
     /// The same components with another defect vocabulary.
     pub fn with_vocabulary(&self, words: &[String]) -> Result<Self> {
-        let words = clean_vocabulary(words)?;
-        let text = self.bank.text_features(&words)?;
-        Ok(Self { text, backbone: self.backbone.clone(), bank: self.bank.clone(), post: self.post.clone(), ..*self })
+        let text = self.bind_vocabulary(words)?;
+        Ok(Self {
+            text,
+            backbone: self.backbone.clone(),
+            bank: self.bank.clone(),
+            post: self.post.clone(),
+            reference: self.reference.clone(),
+            profile: self.profile.clone(),
+            ..*self
+        })
     }
 
-    /// Inspects a batch of images; one detection per image, in order.
+    /// The text matrix of `words` (cleaned: trimmed, no duplicates, not `normal`).
+    pub fn bind_vocabulary(&self, words: &[String]) -> Result<TextFeatures> {
+        let words = clean_vocabulary(words)?;
+        if words.is_empty() {
+            return Err(LoupeError::Vocabulary("an empty vocabulary".into()));
+        }
+        text_matrix(&*self.bank, &words, self.backbone.geometry().feature_dim)
+    }
+
+    /// Checks `profile` against this engine's backbone (model id, layers, dimension, grid) and computes the text
+    /// matrix of its vocabulary once.
+    pub fn bind_profile(&self, profile: Profile) -> Result<Arc<BoundProfile>> {
+        let meta = &profile.meta;
+        let bad = |reason: String| LoupeError::profile(&meta.name, reason);
+        let model = self.backbone.info();
+        if meta.model_id != model.id {
+            return Err(bad(format!(
+                "made for another backbone: model_id expected {} (the engine's model `{}`), found {} (`{}`)",
+                model.id, model.name, meta.model_id, meta.model_name
+            )));
+        }
+        let g = self.backbone.geometry();
+        if (meta.layers, meta.dim, meta.grid) != (g.layers, g.feature_dim, g.grid) {
+            return Err(bad(format!(
+                "feature shape: expected {} layers x dim {} on a {:?} grid (the backbone's), found {} x {} on {:?}",
+                g.layers, g.feature_dim, g.grid, meta.layers, meta.dim, meta.grid
+            )));
+        }
+        if let Some(f) = &meta.fusion {
+            f.validate("profile fusion.text_weight").map_err(|e| bad(e.to_string()))?;
+        }
+        let text = match &meta.vocabulary {
+            Some(words) => self.bind_vocabulary(words).map_err(|e| bad(e.to_string()))?,
+            None => self.text.clone(),
+        };
+        Ok(Arc::new(BoundProfile { profile, text, model_id: model.id }))
+    }
+
+    /// Loads a profile file and binds it ([`Engine::bind_profile`]); errors name the file.
+    pub fn load_profile(&self, path: &Path) -> Result<Arc<BoundProfile>> {
+        let profile = Profile::load(path)?;
+        self.bind_profile(profile).map_err(|e| match e {
+            LoupeError::Profile { reason, .. } => LoupeError::profile(path, reason),
+            other => other,
+        })
+    }
+
+    /// The default profile (`profile` of the configuration), if any.
+    pub fn default_profile(&self) -> Option<&Arc<BoundProfile>> {
+        self.profile.as_ref()
+    }
+
+    /// The reference-scoring settings.
+    pub fn reference_config(&self) -> &ReferenceConfig {
+        &self.reference
+    }
+
+    /// Mutual scoring settings.
+    pub fn mutual_settings(&self) -> MutualSettings {
+        MutualSettings::of(&self.reference)
+    }
+
+    /// Inspects a batch of images with the default profile; one detection per image, in order.
     pub fn inspect(&self, images: &[ImageView<'_>]) -> Result<Vec<Detection>> {
+        self.inspect_with(images, self.profile.as_deref())
+    }
+
+    /// Inspects a batch with `profile` (`None`: no profile, not even the default one). Golden samples when the
+    /// profile holds a memory; else, with `reference.mutual`, each image against the others of the batch (at least
+    /// `reference.mutual_min_pool + 1` images); else text only.
+    pub fn inspect_with(&self, images: &[ImageView<'_>], profile: Option<&BoundProfile>) -> Result<Vec<Detection>> {
+        let outputs: Vec<OutputSize> = images.iter().map(|i| self.output_size(i)).collect();
+        if self.mutual_applies(profile) {
+            // Every image of the call is every other image's reference: all features first.
+            let features = self.encode(images)?;
+            let evidence = mutual_batch(&features, &self.mutual_settings())?;
+            let evidence: Vec<Option<ReferenceEvidence>> = evidence.into_iter().map(Some).collect();
+            return self.postprocess(&features, &evidence, &outputs, profile);
+        }
+        let mut out = Vec::with_capacity(images.len());
+        for (chunk, sizes) in images.chunks(self.batch_size).zip(outputs.chunks(self.batch_size)) {
+            let features = self.encode(chunk)?;
+            let evidence = self.golden_evidence(&features, profile)?;
+            out.extend(self.postprocess(&features, &evidence, sizes, profile)?);
+        }
+        Ok(out)
+    }
+
+    /// Inspects one image with the default profile (mutual scoring needs a batch or a session).
+    pub fn inspect_one(&self, image: &ImageView<'_>) -> Result<Detection> {
+        let mut v = self.inspect(std::slice::from_ref(image))?;
+        v.pop().ok_or_else(|| LoupeError::inference("engine", "no result"))
+    }
+
+    /// Whether images inspected with `profile` get mutual evidence (no golden samples, `reference.mutual` on).
+    pub fn mutual_applies(&self, profile: Option<&BoundProfile>) -> bool {
+        self.reference.mutual && !profile.is_some_and(BoundProfile::has_references)
+    }
+
+    /// Runs the backbone over `images` in batches of `engine.batch_size`; one checked feature set per image.
+    pub fn encode(&self, images: &[ImageView<'_>]) -> Result<Vec<ImageFeatures>> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.batch_size) {
             let features = self.backbone.encode(chunk)?;
             if features.len() != chunk.len() {
                 return Err(LoupeError::mismatch("backbone results per batch", chunk.len(), features.len()));
             }
-            let mut batch = Vec::with_capacity(chunk.len());
-            for (image, f) in chunk.iter().zip(&features) {
+            for f in &features {
                 f.validate()?;
-                batch.push((f, self.output_size(image)));
             }
-            let detections = self.post.process_batch(&batch, &self.text)?;
-            if detections.len() != batch.len() {
-                return Err(LoupeError::mismatch("post-processor results per batch", batch.len(), detections.len()));
-            }
-            out.extend(detections);
+            out.extend(features);
         }
         Ok(out)
     }
 
-    /// Inspects one image.
-    pub fn inspect_one(&self, image: &ImageView<'_>) -> Result<Detection> {
-        let mut v = self.inspect(std::slice::from_ref(image))?;
-        v.pop().ok_or_else(|| LoupeError::inference("engine", "no result"))
+    /// Golden-sample evidence per image when `profile` holds a memory, else none.
+    pub fn golden_evidence(
+        &self,
+        features: &[ImageFeatures],
+        profile: Option<&BoundProfile>,
+    ) -> Result<Vec<Option<ReferenceEvidence>>> {
+        let memory = profile.and_then(|p| p.profile.memory.as_ref().zip(p.profile.meta.references.as_ref()));
+        features
+            .iter()
+            .map(|f| memory.map(|(m, info)| golden(m, info.scale, info.images.len(), f)).transpose())
+            .collect()
     }
 
-    fn output_size(&self, image: &ImageView<'_>) -> OutputSize {
+    /// The fusion rule and weight for `profile` (its own, else the configuration's).
+    pub fn fusion(&self, profile: Option<&BoundProfile>) -> Fusion {
+        profile.and_then(|p| p.profile.meta.fusion).unwrap_or_else(|| self.reference.fusion())
+    }
+
+    /// The thresholds the engine imposes in `mode`: the profile's calibrated ones for that mode; else, with
+    /// reference evidence, `reference.image_threshold` / `pixel_threshold` or half the fused ranges; else none
+    /// (the post-processor's configured thresholds).
+    pub fn thresholds(&self, mode: ScoringMode, profile: Option<&BoundProfile>) -> Option<Thresholds> {
+        if let Some(t) = profile.and_then(|p| p.profile.thresholds_for(mode)) {
+            return Some(t);
+        }
+        if mode == ScoringMode::Text {
+            return None;
+        }
+        let fusion = self.fusion(profile);
+        let layers = self.backbone.geometry().layers;
+        Some(Thresholds {
+            image: self.reference.image_threshold.unwrap_or(0.5 * fusion.image_range()),
+            pixel: self.reference.pixel_threshold.unwrap_or(0.5 * fusion.map_range(layers)),
+        })
+    }
+
+    /// Post-processes features with their evidence (one per image, `None` for text only) into detections with
+    /// maps of `outputs` size, with `profile`'s vocabulary, fusion and thresholds.
+    pub fn postprocess(
+        &self,
+        features: &[ImageFeatures],
+        evidence: &[Option<ReferenceEvidence>],
+        outputs: &[OutputSize],
+        profile: Option<&BoundProfile>,
+    ) -> Result<Vec<Detection>> {
+        if evidence.len() != features.len() || outputs.len() != features.len() {
+            return Err(LoupeError::mismatch(
+                "evidence and output sizes per image",
+                features.len(),
+                format!("{} and {}", evidence.len(), outputs.len()),
+            ));
+        }
+        let text = profile.map_or(&self.text, |p| &p.text);
+        let fusion = self.fusion(profile);
+        let mut out = Vec::with_capacity(features.len());
+        let items: Vec<_> = features.iter().zip(evidence).zip(outputs).collect();
+        for chunk in items.chunks(self.batch_size) {
+            let requests: Vec<PostprocessRequest<'_>> = chunk
+                .iter()
+                .map(|&((f, e), &output)| PostprocessRequest {
+                    features: f,
+                    output,
+                    reference: e.as_ref(),
+                    fusion,
+                    thresholds: self.thresholds(e.as_ref().map_or(ScoringMode::Text, |e| e.mode), profile),
+                })
+                .collect();
+            let detections = self.post.process_requests(&requests, text)?;
+            if detections.len() != requests.len() {
+                return Err(LoupeError::mismatch("post-processor results per batch", requests.len(), detections.len()));
+            }
+            out.extend(detections.into_iter().map(|mut d| {
+                d.evidence.profile = profile.map(|p| p.name().to_string());
+                d
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The size of the output maps of `image` (`postprocess.map_size`).
+    pub fn output_size(&self, image: &ImageView<'_>) -> OutputSize {
         match self.map_size {
             MapSize::Input => OutputSize { width: image.width() as usize, height: image.height() as usize },
             MapSize::Model => {
@@ -134,6 +357,19 @@ impl Engine {
     pub fn components(&self) -> [ComponentInfo; 3] {
         [self.backbone.info(), self.bank.info(), self.post.info()]
     }
+}
+
+/// The bank's text matrix of `words`, checked for shape.
+fn text_matrix(bank: &dyn PromptBank, words: &[String], dim: usize) -> Result<TextFeatures> {
+    let text = bank.text_features(words)?;
+    if text.dim != dim || text.classes() != 1 + words.len() {
+        return Err(LoupeError::mismatch(
+            "text matrix from the prompt bank",
+            format!("{} x {dim}", 1 + words.len()),
+            format!("{} x {}", text.classes(), text.dim),
+        ));
+    }
+    Ok(text)
 }
 
 /// Trims words, refuses empty ones and duplicates.

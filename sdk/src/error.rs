@@ -68,6 +68,15 @@ pub enum LoupeError {
         reason: String,
     },
 
+    /// A product profile is missing, malformed, or was made for another backbone.
+    #[error("profile {path}: {reason}")]
+    Profile {
+        /// The profile file (or the name it was given).
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// Two components that must agree do not (sizes, dimensions, class counts).
     #[error("{what}: expected {expected}, found {found}")]
     Mismatch {
@@ -139,6 +148,11 @@ impl LoupeError {
         Self::PromptBank { path: path.into(), reason: reason.into() }
     }
 
+    /// A profile error on `path`.
+    pub fn profile(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Profile { path: path.into(), reason: reason.into() }
+    }
+
     /// A plugin error on `file`.
     pub fn plugin(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::Plugin { file: file.into(), reason: reason.into() }
@@ -147,5 +161,16 @@ impl LoupeError {
     /// An inference error in `stage`.
     pub fn inference(stage: impl Into<String>, message: impl ToString) -> Self {
         Self::Inference { stage: stage.into(), message: message.to_string() }
+    }
+}
+
+impl From<loupe_reference::ReferenceError> for LoupeError {
+    fn from(err: loupe_reference::ReferenceError) -> Self {
+        match err {
+            loupe_reference::ReferenceError::Shape { what, expected, found }
+            | loupe_reference::ReferenceError::Invalid { what, expected, found } => {
+                Self::Mismatch { what: format!("reference scoring: {what}"), expected, found }
+            }
+        }
     }
 }

@@ -5,26 +5,35 @@
 //! types. This crate defines those three traits ([`Backbone`], [`PromptBank`], [`PostProcessor`]), the
 //! [`Engine`] that runs them, the configuration ([`LoupeConfig`]) and the error type ([`LoupeError`]).
 //!
+//! Between backbone and post-processor the engine adds reference evidence when asked (`reference`, computed by
+//! the `loupe-reference` crate): golden samples of a product [`Profile`], or mutual scoring among a batch or a
+//! [`Session`]'s stream window; `fusion` says how it combines with the text evidence.
+//!
 //! The DAPO reference components are in the `loupe-dapo` crate (`plugins/dapo`); where a pixel's score is
-//! computed: `plugins/dapo/src/postprocess.rs`.
+//! computed: `plugins/dapo/src/postprocess/mod.rs`.
 
-pub mod baseline;
 pub mod config;
 pub mod detection;
 pub mod engine;
 pub mod error;
 pub mod features;
+pub mod fusion;
 pub mod image_input;
-pub mod metrics;
 pub mod plugin;
+pub mod profile;
+pub mod reference;
 pub mod regions;
 pub mod render;
+pub mod session;
 pub mod traits;
 
 pub use config::{ConfigFormat, LoupeConfig, MapSize, PostprocessConfig};
-pub use detection::{Detection, Region, ScoreMap, Thresholds};
-pub use engine::Engine;
+pub use detection::{Detection, Evidence, Region, ScoreMap, Thresholds};
+pub use engine::{BoundProfile, Engine};
 pub use error::{LoupeError, Result};
 pub use features::{ImageFeatures, TextFeatures};
+pub use fusion::{Fusion, FusionRule, ReferenceEvidence, ScoringMode};
 pub use image_input::{ImageView, OwnedImage, PixelFormat};
-pub use traits::{Backbone, ComponentInfo, InputGeometry, OutputSize, PostProcessor, PromptBank};
+pub use profile::Profile;
+pub use session::Session;
+pub use traits::{Backbone, ComponentInfo, InputGeometry, OutputSize, PostProcessor, PostprocessRequest, PromptBank};

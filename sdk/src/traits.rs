@@ -2,9 +2,10 @@
 //! defect vocabulary into a text matrix, a post-processor turns both into a [`Detection`]. The DAPO reference
 //! implementations live in `plugins/dapo`.
 
-use crate::detection::Detection;
+use crate::detection::{Detection, Thresholds};
 use crate::error::Result;
 use crate::features::{ImageFeatures, TextFeatures};
+use crate::fusion::{Fusion, ReferenceEvidence};
 use crate::image_input::ImageView;
 
 /// Identity of a component, recorded in every result so a number can be traced to the model that produced it.
@@ -70,17 +71,55 @@ pub struct OutputSize {
     pub height: usize,
 }
 
-/// Features + text matrix -> maps, scores, types, mask and regions.
+/// What the engine asks of a post-processor for one image.
+#[derive(Clone, Copy, Debug)]
+pub struct PostprocessRequest<'a> {
+    /// The image's features.
+    pub features: &'a ImageFeatures,
+    /// Size of the output maps.
+    pub output: OutputSize,
+    /// Reference evidence to fuse with the text evidence (`loupe_sdk::fusion`), if any.
+    pub reference: Option<&'a ReferenceEvidence>,
+    /// How to fuse it (used only with `reference`).
+    pub fusion: Fusion,
+    /// Thresholds to apply instead of the post-processor's configured ones (a profile's calibrated thresholds,
+    /// or those of fused scores); `None`: the configured ones.
+    pub thresholds: Option<Thresholds>,
+}
+
+impl<'a> PostprocessRequest<'a> {
+    /// Text evidence only, with the post-processor's configured thresholds.
+    pub fn text(features: &'a ImageFeatures, output: OutputSize) -> Self {
+        Self { features, output, reference: None, fusion: Fusion::default(), thresholds: None }
+    }
+}
+
+/// Features + text matrix (+ reference evidence) -> maps, scores, types, mask and regions.
 pub trait PostProcessor: Send + Sync {
     /// Identity of the post-processor.
     fn info(&self) -> ComponentInfo;
-    /// Post-processes one image's features against the text matrix, writing maps of `output` size.
-    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection>;
 
-    /// Post-processes a batch, one `(features, output size)` per image; one detection per item, in order. The
-    /// default calls [`PostProcessor::process`] per image; a GPU post-processor overrides it to submit the whole
-    /// batch at once.
+    /// Post-processes one image: the text evidence of `request.features` against the text matrix, fused with
+    /// `request.reference` when given, into maps of `request.output` size.
+    fn process_request(&self, request: &PostprocessRequest<'_>, text: &TextFeatures) -> Result<Detection>;
+
+    /// Post-processes a batch (one text matrix), one detection per request, in order. The default calls
+    /// [`PostProcessor::process_request`] per image; a GPU post-processor overrides it to submit the whole batch
+    /// at once.
+    fn process_requests(&self, batch: &[PostprocessRequest<'_>], text: &TextFeatures) -> Result<Vec<Detection>> {
+        batch.iter().map(|r| self.process_request(r, text)).collect()
+    }
+
+    /// Text evidence only, with the configured thresholds: [`PostProcessor::process_request`] of
+    /// [`PostprocessRequest::text`].
+    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
+        self.process_request(&PostprocessRequest::text(features, output), text)
+    }
+
+    /// A batch with text evidence only: [`PostProcessor::process_requests`] of text requests.
     fn process_batch(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Result<Vec<Detection>> {
-        batch.iter().map(|&(features, output)| self.process(features, text, output)).collect()
+        let requests: Vec<PostprocessRequest<'_>> =
+            batch.iter().map(|&(features, output)| PostprocessRequest::text(features, output)).collect();
+        self.process_requests(&requests, text)
     }
 }

@@ -2,14 +2,8 @@
 //!
 //! Every image is inspected at its own size (the anomaly map is compared with the mask pixel for pixel), its result
 //! folded into bounded-memory accumulators (`aggregate`), and the worst cases kept as thumbnails (`gallery`). A
-//! training-free baseline (local contrast, `loupe_sdk::baseline`) is scored on the same images and reported beside
+//! training-free baseline (local contrast, `loupe_eval::baseline`) is scored on the same images and reported beside
 //! the model. Metric definitions: `docs/eval.md`.
-
-mod aggregate;
-mod dataset;
-mod gallery;
-mod plots;
-mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +12,15 @@ use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use loupe_sdk::baseline::LocalContrast;
-use loupe_sdk::metrics::pro::DEFAULT_FPR_LIMIT;
+use loupe_eval::baseline::LocalContrast;
+use loupe_eval::metrics::pro::DEFAULT_FPR_LIMIT;
 use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, MapSize, OwnedImage};
 
-use aggregate::{Aggregator, BaselineResult, Settings, Summary};
-use dataset::{Dataset, Sample, StemFilter, normalise_word, read_mask};
-use gallery::Gallery;
-use report::{BaselineInfo, DatasetInfo, Report, Timing};
+use loupe_eval::aggregate::{Aggregator, BaselineResult, Settings, Summary};
+use loupe_eval::dataset::{Dataset, Sample, StemFilter, normalise_word, read_mask};
+use loupe_eval::gallery::Gallery;
+use loupe_eval::plots;
+use loupe_eval::report::{self, BaselineInfo, DatasetInfo, Report, Timing};
 
 use crate::options::EngineOptions;
 
@@ -113,7 +108,7 @@ impl EvalArgs {
         if !(self.fpr_limit > 0.0 && self.fpr_limit <= 1.0) {
             return invalid("--fpr-limit", "a number in (0, 1]", self.fpr_limit.to_string());
         }
-        let max = loupe_sdk::metrics::histogram::MAX_BINS;
+        let max = loupe_eval::metrics::histogram::MAX_BINS;
         if !(16..=max).contains(&self.pixel_bins) {
             return invalid("--pixel-bins", &format!("16..={max}"), self.pixel_bins.to_string());
         }

@@ -20,7 +20,10 @@ use loupe_dapo::DapoPostProcessor;
 use loupe_dapo::postprocess::backend::build_postprocessor;
 use loupe_dapo::postprocess::gpu::{AdapterChoice, GpuPostProcessor};
 use loupe_sdk::config::{PostprocessBackend, PostprocessConfig};
-use loupe_sdk::{Detection, ImageFeatures, OutputSize, PostProcessor, TextFeatures};
+use loupe_sdk::{
+    Detection, Fusion, FusionRule, ImageFeatures, OutputSize, PostProcessor, PostprocessRequest, ReferenceEvidence,
+    ScoringMode, TextFeatures, Thresholds,
+};
 
 mod common;
 use common::Rng;
@@ -173,6 +176,54 @@ fn random_inputs_match_the_cpu_at_every_size_and_class_count() {
                 }
                 assert!(masked > 0, "grid {grid}, {classes} classes, sigma {sigma}: nothing masked, the test is weak");
             }
+        }
+    }
+}
+
+/// Reference evidence fused on the grid: every rule, text weights 0.25 and 0.75, a mixed batch with and without
+/// evidence, smoothing on; the GPU equals the CPU (maps within 1e-5, same masks and types).
+#[test]
+fn fused_reference_evidence_matches_the_cpu_for_every_rule() {
+    let config = PostprocessConfig { smoothing_sigma: 2.0, keep_class_maps: true, ..Default::default() };
+    let Some(gpu) = gpu(&config) else { return };
+    let cpu = DapoPostProcessor::new(config.clone());
+    let mut rng = Rng(0xf00d_5eed);
+    let text = random_text(&mut rng, 5, 32);
+    let images: Vec<ImageFeatures> = (0..3).map(|_| random_features(&mut rng, &text, 12, 4)).collect();
+    let evidence: Vec<ReferenceEvidence> = (0..2)
+        .map(|_| {
+            let raw = rng.vec(144).into_iter().map(|v| 0.1 * (v + 1.0)).collect();
+            ReferenceEvidence::new(ScoringMode::Golden, raw, 0.05, 8).unwrap()
+        })
+        .collect();
+    let outputs = [(50, 40), (96, 96), (33, 71)].map(|(width, height)| OutputSize { width, height });
+    for rule in [FusionRule::Mean, FusionRule::Harmonic, FusionRule::LayerSum, FusionRule::Reference] {
+        for text_weight in [0.25, 0.75] {
+            let fusion = Fusion { rule, text_weight };
+            let pixel = 0.3 * fusion.map_range(4);
+            let requests: Vec<PostprocessRequest<'_>> = images
+                .iter()
+                .zip(outputs)
+                .enumerate()
+                .map(|(i, (f, output))| PostprocessRequest {
+                    features: f,
+                    output,
+                    // The last image has no evidence: text and fused requests share a batch.
+                    reference: evidence.get(i),
+                    fusion,
+                    thresholds: Some(Thresholds { image: 0.5, pixel }),
+                })
+                .collect();
+            let from_gpu = gpu.process_requests(&requests, &text).unwrap();
+            assert!(gpu.gpu_active(), "the GPU failed and fell back to the CPU: see the warnings");
+            let mut masked = 0;
+            for (r, g) in requests.iter().zip(&from_gpu) {
+                let what = format!("{} w={text_weight}, {}x{}", rule.name(), r.output.width, r.output.height);
+                let c = cpu.process_request(r, &text).unwrap();
+                assert_eq!(g.evidence, c.evidence, "{what}: evidence");
+                masked += assert_same(&what, g, &c);
+            }
+            assert!(masked > 0, "{}: nothing masked, the test is weak", rule.name());
         }
     }
 }

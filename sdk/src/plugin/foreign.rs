@@ -8,12 +8,13 @@ use super::abi::*;
 use super::error_buf::{HostErrorBuf, read_str};
 use super::guest::format_code;
 use crate::config::LoupeConfig;
-use crate::detection::{Detection, ScoreMap, Thresholds};
+use crate::detection::{Detection, Evidence, ScoreMap, Thresholds};
 use crate::error::{LoupeError, Result};
 use crate::features::{ImageFeatures, TextFeatures};
+use crate::fusion::normalized_score;
 use crate::image_input::ImageView;
 use crate::regions::extract_regions;
-use crate::traits::{Backbone, ComponentInfo, InputGeometry, OutputSize, PostProcessor, PromptBank};
+use crate::traits::{Backbone, ComponentInfo, InputGeometry, PostProcessor, PostprocessRequest, PromptBank};
 
 /// What keeps a plugin's code alive (its library handle) and names it in errors.
 #[derive(Clone)]
@@ -302,8 +303,18 @@ impl PostProcessor for ForeignPostProcessor {
         }
     }
 
-    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
+    fn process_request(&self, request: &PostprocessRequest<'_>, text: &TextFeatures) -> Result<Detection> {
         let f = self.table.process.ok_or_else(|| self.provenance.missing("process"))?;
+        if request.reference.is_some() || request.thresholds.is_some() {
+            // Plugin ABI 1 passes neither reference evidence nor per-call thresholds.
+            return Err(LoupeError::Component {
+                component: self.provenance.component.clone(),
+                message: "a plugin post-processor (plugin ABI 1) cannot fuse reference evidence or take a profile's \
+                          thresholds: use the built-in `dapo-postprocess` for profiles and mutual scoring"
+                    .into(),
+            });
+        }
+        let (features, output) = (request.features, request.output);
         let classes = text.class_names();
         let c: Vec<CString> = classes.iter().map(|s| CString::new(s.as_str()).unwrap_or_default()).collect();
         let names: Vec<*const c_char> = c.iter().map(|s| s.as_ptr()).collect();
@@ -352,6 +363,7 @@ impl PostProcessor for ForeignPostProcessor {
         let regions = extract_regions(&mut mask, &mut type_map, &anomaly_map, &classes, self.min_region_area);
         Ok(Detection {
             score: out.score,
+            normalized_score: normalized_score(out.score, out.image_threshold, 1.0),
             is_anomalous: out.score > out.image_threshold,
             image_type: classes[out.image_type as usize].clone(),
             classes,
@@ -361,7 +373,10 @@ impl PostProcessor for ForeignPostProcessor {
             type_map,
             mask,
             regions,
+            // The plugin's maps are read as DAPO's: the sum over layers of the defect probabilities.
+            map_range: features.layers as f32,
             thresholds: Thresholds { image: out.image_threshold, pixel: out.pixel_threshold },
+            evidence: Evidence::text(out.score),
         })
     }
 }

@@ -5,6 +5,10 @@
 //! defect classes, upsampled bilinearly (aligned corners) to the output size and optionally smoothed. The image
 //! score compares the global feature with `normal` and with the mean of the defect rows.
 //!
+//! With reference evidence (golden samples or mutual scoring, `loupe_sdk::fusion`), each grid cell's text value is
+//! fused with the cell's reference value before upsampling, and the image score with the reference image score;
+//! the per-pixel defect type still comes from the text's class maps.
+//!
 //! `gpu/` computes the same on the GPU (wgpu) with this code as reference and fallback; `backend.rs` chooses
 //! between them (`postprocess.backend`, `docs/gpu.md`).
 
@@ -16,10 +20,11 @@ pub mod upsample;
 
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::features::normalize;
+use loupe_sdk::fusion::normalized_score;
 use loupe_sdk::regions::extract_regions;
 use loupe_sdk::{
-    ComponentInfo, Detection, ImageFeatures, LoupeError, OutputSize, PostProcessor, Result, ScoreMap, TextFeatures,
-    Thresholds,
+    ComponentInfo, Detection, Evidence, ImageFeatures, LoupeError, OutputSize, PostProcessor, PostprocessRequest,
+    Result, ScoreMap, TextFeatures, Thresholds,
 };
 
 use upsample::Bilinear;
@@ -92,8 +97,20 @@ pub fn class_grids(features: &ImageFeatures, text: &TextFeatures, temperature: f
     grids
 }
 
-/// Checks what every post-processor needs: text and image features of one dimension, a non-empty patch grid
-/// and a non-empty output map.
+/// Checks what every post-processor needs: text and image features of one dimension, a non-empty patch grid,
+/// a non-empty output map, and reference evidence (if any) of one value per grid cell.
+pub(crate) fn check_request(request: &PostprocessRequest<'_>, text: &TextFeatures) -> Result<()> {
+    check_inputs(request.features, text, request.output)?;
+    if let Some(e) = request.reference {
+        let cells = request.features.grid_w * request.features.grid_h;
+        if e.raw.len() != cells {
+            return Err(LoupeError::mismatch("reference evidence (one value per grid cell)", cells, e.raw.len()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks features, text and output size (see [`check_request`]).
 pub(crate) fn check_inputs(features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<()> {
     if features.dim != text.dim {
         return Err(LoupeError::mismatch(
@@ -120,6 +137,26 @@ pub(crate) fn pixel_threshold(config: &PostprocessConfig, features: &ImageFeatur
     config.pixel_threshold.unwrap_or(0.5 * features.layers as f32)
 }
 
+/// The thresholds of a request: its own, else the configured ones.
+pub(crate) fn thresholds(config: &PostprocessConfig, request: &PostprocessRequest<'_>) -> Thresholds {
+    request
+        .thresholds
+        .unwrap_or(Thresholds { image: config.image_threshold, pixel: pixel_threshold(config, request.features) })
+}
+
+/// The anomaly grid: per cell the sum of the defect classes' grids, fused with the reference evidence if any.
+pub(crate) fn anomaly_grid(grids: &[Vec<f32>], request: &PostprocessRequest<'_>) -> Vec<f32> {
+    let text: Vec<f32> = (0..grids[0].len()).map(|c| grids[1..].iter().map(|g| g[c]).sum()).collect();
+    match request.reference {
+        None => text,
+        Some(e) => {
+            let layers = request.features.layers;
+            let terms = e.terms(&request.fusion);
+            text.iter().zip(terms).map(|(&t, r)| request.fusion.cell(t, layers, r)).collect()
+        }
+    }
+}
+
 /// What a post-processor computes per pixel; [`assemble`] turns it into a [`Detection`].
 pub(crate) struct PixelMaps {
     /// Anomaly map at output size, smoothed if configured.
@@ -133,11 +170,27 @@ pub(crate) struct PixelMaps {
 /// Adds what is computed per image on the CPU (image score and type, mask, regions) to the per-pixel maps.
 pub(crate) fn assemble(
     config: &PostprocessConfig,
-    features: &ImageFeatures,
+    request: &PostprocessRequest<'_>,
     text: &TextFeatures,
     maps: PixelMaps,
 ) -> Detection {
-    let (score, class_probabilities) = image_scores(&features.global, text, config.temperature);
+    let features = request.features;
+    let (text_score, class_probabilities) = image_scores(&features.global, text, config.temperature);
+    let thresholds = thresholds(config, request);
+    let (score, map_range, score_range, evidence) = match request.reference {
+        None => (text_score, features.layers as f32, 1.0, Evidence::text(text_score)),
+        Some(e) => {
+            let image = e.image();
+            let evidence = Evidence {
+                mode: e.mode,
+                reference_score: Some(image.normalized),
+                pool: e.pool,
+                ..Evidence::text(text_score)
+            };
+            let f = &request.fusion;
+            (f.image(text_score, &image), f.map_range(features.layers), f.image_range(), evidence)
+        }
+    };
     let image_type_id =
         (1..text.classes()).max_by(|&a, &b| class_probabilities[a].total_cmp(&class_probabilities[b])).unwrap_or(0);
     let PixelMaps { anomaly, mut type_map, class_maps } = maps;
@@ -146,32 +199,36 @@ pub(crate) fn assemble(
     let regions = extract_regions(&mut mask, &mut type_map, &anomaly, &classes, config.min_region_area);
     Detection {
         score,
-        is_anomalous: score > config.image_threshold,
+        normalized_score: normalized_score(score, thresholds.image, score_range),
+        is_anomalous: score > thresholds.image,
         image_type: classes.get(image_type_id).cloned().unwrap_or_default(),
         classes,
         class_probabilities,
         anomaly_map: anomaly,
+        map_range,
         class_maps,
         type_map,
         mask,
         regions,
-        thresholds: Thresholds { image: config.image_threshold, pixel: pixel_threshold(config, features) },
+        thresholds,
+        evidence,
     }
 }
 
 impl DapoPostProcessor {
     /// The per-pixel maps, on the CPU.
-    fn pixel_maps(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> PixelMaps {
+    fn pixel_maps(&self, request: &PostprocessRequest<'_>, text: &TextFeatures) -> PixelMaps {
         let cfg = &self.config;
+        let (features, output) = (request.features, request.output);
         let grids = class_grids(features, text, cfg.temperature);
         let (w, h) = (output.width, output.height);
         let up = Bilinear::new(features.grid_w, features.grid_h, w, h);
-        // Summing before upsampling equals upsampling each class: bilinear interpolation is linear.
-        let anomaly_grid: Vec<f32> = (0..grids[0].len()).map(|c| grids[1..].iter().map(|g| g[c]).sum()).collect();
-        let mut anomaly = ScoreMap { width: w, height: h, data: up.apply(&anomaly_grid) };
+        // Summing before upsampling equals upsampling each class: bilinear interpolation is linear. Fusion with
+        // reference evidence happens on the grid too, before upsampling.
+        let mut anomaly = ScoreMap { width: w, height: h, data: up.apply(&anomaly_grid(&grids, request)) };
         smoothing::gaussian(&mut anomaly.data, w, h, cfg.smoothing_sigma);
 
-        let threshold = pixel_threshold(cfg, features);
+        let threshold = thresholds(cfg, request).pixel;
         let mut type_map = vec![0u16; w * h];
         for (i, (&v, ty)) in anomaly.data.iter().zip(type_map.iter_mut()).enumerate() {
             if v > threshold {
@@ -200,10 +257,10 @@ impl PostProcessor for DapoPostProcessor {
         ComponentInfo { kind: "dapo-postprocess-cpu".into(), name: "dapo".into(), id: String::new() }
     }
 
-    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
-        check_inputs(features, text, output)?;
-        let maps = self.pixel_maps(features, text, output);
-        Ok(assemble(&self.config, features, text, maps))
+    fn process_request(&self, request: &PostprocessRequest<'_>, text: &TextFeatures) -> Result<Detection> {
+        check_request(request, text)?;
+        let maps = self.pixel_maps(request, text);
+        Ok(assemble(&self.config, request, text, maps))
     }
 }
 
@@ -253,6 +310,40 @@ mod tests {
         assert_eq!(d.class_maps.len(), 3);
         let total: f32 = (0..3).map(|k| d.class_maps[k].at(0, 1)).sum();
         assert!((total - 2.0).abs() < 1e-5, "class maps of a pixel sum to the number of layers");
+    }
+
+    #[test]
+    fn reference_evidence_is_fused_on_the_grid_and_types_stay_textual() {
+        use loupe_sdk::{Fusion, FusionRule, ReferenceEvidence, ScoringMode};
+        let post = DapoPostProcessor::new(PostprocessConfig::default());
+        let f = features();
+        // The reference flags cell 2 (a "normal" text cell) and clears cell 1 (a "hole" text cell).
+        let evidence = ReferenceEvidence::new(ScoringMode::Golden, vec![0.0, 0.0, 1.0, 0.1], 0.1, 3).unwrap();
+        let request = PostprocessRequest {
+            features: &f,
+            output: OutputSize { width: 2, height: 2 },
+            reference: Some(&evidence),
+            fusion: Fusion { rule: FusionRule::Reference, text_weight: 0.5 },
+            thresholds: Some(Thresholds { image: 0.6, pixel: 0.45 }),
+        };
+        let d = post.process_request(&request, &text()).unwrap();
+        assert_eq!(d.evidence.mode, ScoringMode::Golden);
+        assert_eq!(d.evidence.pool, 3);
+        assert!((d.anomaly_map.at(0, 1) - 10.0 / 11.0).abs() < 1e-6, "cell 2: x = 10, x / (1 + x)");
+        assert_eq!(d.mask, vec![0, 0, 255, 255], "cells 2 (0.91) and 3 (0.5) pass 0.45");
+        assert_eq!(d.type_map[2], 1, "a cell with no defect text gets the most probable defect word");
+        assert_eq!(d.type_map[3], 2, "cell 3 stays scratch");
+        assert_eq!(d.map_range, 1.0);
+        assert!((d.score - 10.0 / 11.0).abs() < 1e-6, "reference rule: the top cell");
+        assert!(d.is_anomalous && d.normalized_score > 0.5);
+        assert!((d.evidence.text_score - image_scores(&f.global, &text(), 0.07).0).abs() < 1e-7);
+        let mean = PostprocessRequest { fusion: Fusion::default(), ..request };
+        let d = post.process_request(&mean, &text()).unwrap();
+        let text_cell = post.process(&f, &text(), OutputSize { width: 2, height: 2 }).unwrap().anomaly_map.at(1, 0);
+        assert!((d.anomaly_map.at(1, 0) - 0.5 * text_cell / 2.0).abs() < 1e-6);
+        let short = ReferenceEvidence::new(ScoringMode::Golden, vec![0.0; 3], 0.1, 3).unwrap();
+        let bad = PostprocessRequest { reference: Some(&short), ..request };
+        assert!(post.process_request(&bad, &text()).unwrap_err().to_string().contains("one value per grid cell"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
-use loupe_sdk::{ImageFeatures, OutputSize, ScoreMap};
+use loupe_sdk::{PostprocessRequest, ScoreMap};
 
 use super::layout::{BatchLayout, BatchShape, PARAMS_WORDS, Sizes};
 
@@ -257,7 +257,7 @@ impl GpuContext {
     /// Computes the per-pixel maps of a batch: uploads, one command buffer, one submission, one read-back.
     pub fn run(
         &mut self,
-        batch: &[(&ImageFeatures, OutputSize)],
+        batch: &[PostprocessRequest<'_>],
         layout: &BatchLayout,
         keep_class_maps: bool,
     ) -> Result<Vec<GpuMaps>, GpuFailure> {
@@ -273,7 +273,8 @@ impl GpuContext {
         };
         self.queue.write_buffer(&buffers.params, 0, bytemuck::cast_slice(&params));
         self.queue.write_buffer(&buffers.consts, 0, bytemuck::cast_slice(&layout.consts));
-        for ((f, _), slot) in batch.iter().zip(&layout.slots) {
+        for (r, slot) in batch.iter().zip(&layout.slots) {
+            let f = r.features;
             self.queue.write_buffer(&buffers.feats, 4 * slot.params.feat_off as u64, bytemuck::cast_slice(&f.patches));
         }
 

@@ -27,7 +27,11 @@ struct Params {
     threshold: f32,
     text_off: u32,     // consts: text matrix [classes, dim], L2-normalised rows
     norm_off: u32,     // scratch: normalised patch features, transposed [layers, dim, cells]
+    ref_off: u32,      // consts: per-cell reference terms [cells], when fusion != 0
+    fusion: u32,       // 0: text only; 1 + rule: 1 mean, 2 harmonic, 3 layer_sum, 4 reference (loupe_sdk::fusion)
+    text_weight: f32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: array<Params>;
@@ -100,7 +104,24 @@ fn layer_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// Per patch: class grids = sum over layers in layer order; anomaly grid = sum of the defect classes.
+const HARMONIC_FLOOR: f32 = 1e-6;
+
+// `Fusion::cell` of loupe_sdk::fusion, in the same operation order: the text anomaly value fused with the
+// cell's reference term.
+fn fuse(p: Params, text: f32, reference: f32) -> f32 {
+    let l = f32(max(p.layers, 1u));
+    let w = p.text_weight;
+    switch p.fusion {
+        case 1u: { return w * (text / l) + (1.0 - w) * reference; }
+        case 2u: { return 1.0 / (w / max(text / l, HARMONIC_FLOOR) + (1.0 - w) / max(reference, HARMONIC_FLOOR)); }
+        case 3u: { return text + l * reference; }
+        case 4u: { return reference; }
+        default: { return text; }
+    }
+}
+
+// Per patch: class grids = sum over layers in layer order; anomaly grid = sum of the defect classes, fused with
+// the reference evidence when there is some.
 @compute @workgroup_size(64)
 fn sum_layers(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = params[gid.z];
@@ -118,6 +139,9 @@ fn sum_layers(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (k >= 1u) {
             anomaly += g;
         }
+    }
+    if (p.fusion != 0u) {
+        anomaly = fuse(p, anomaly, consts[p.ref_off + cell]);
     }
     scratch[p.agrid_off + cell] = anomaly;
 }

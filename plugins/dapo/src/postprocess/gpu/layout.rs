@@ -2,13 +2,13 @@
 //! (`Params` in `kernels.wgsl`). Offsets and lengths count f32/u32 elements.
 
 use loupe_sdk::config::PostprocessConfig;
-use loupe_sdk::{ImageFeatures, OutputSize, TextFeatures};
+use loupe_sdk::{OutputSize, PostprocessRequest, TextFeatures};
 
 use crate::postprocess::upsample::{Axis, Bilinear};
-use crate::postprocess::{pixel_threshold, smoothing};
+use crate::postprocess::{smoothing, thresholds};
 
-/// Words in one `Params` record (24 x 4 = 96 bytes, a multiple of 16 as WGSL's struct layout wants).
-pub(crate) const PARAMS_WORDS: usize = 24;
+/// Words in one `Params` record (28 x 4 = 112 bytes, a multiple of 16 as WGSL's struct layout wants).
+pub(crate) const PARAMS_WORDS: usize = 28;
 
 /// The kernels' view of one image, in the field order of `Params` in `kernels.wgsl`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -36,6 +36,12 @@ pub(crate) struct Params {
     pub threshold: f32,
     pub text_off: u32,
     pub norm_off: u32,
+    /// consts: per-cell reference terms (`ReferenceEvidence::terms`), when `fusion` is not 0.
+    pub ref_off: u32,
+    /// 0: text only; else 1 + the fusion rule's code (`FusionRule::code`).
+    pub fusion: u32,
+    /// The fusion's text weight.
+    pub text_weight: f32,
 }
 
 impl Params {
@@ -65,6 +71,10 @@ impl Params {
             self.threshold.to_bits(),
             self.text_off,
             self.norm_off,
+            self.ref_off,
+            self.fusion,
+            self.text_weight.to_bits(),
+            0,
             0,
         ]
     }
@@ -109,13 +119,15 @@ impl Sizes {
 }
 
 /// What one image needs, before offsets are assigned.
-fn image_sizes(features: &ImageFeatures, classes: usize, output: OutputSize, keep_class_maps: bool) -> Sizes {
+fn image_sizes(request: &PostprocessRequest<'_>, classes: usize, keep_class_maps: bool) -> Sizes {
+    let (features, output) = (request.features, request.output);
     let cells = features.grid_w * features.grid_h;
     let pixels = output.width * output.height;
     let class_maps = if keep_class_maps { classes * pixels } else { 0 };
+    let reference = if request.reference.is_some() { cells } else { 0 };
     Sizes {
         feats: features.layers * cells * features.dim,
-        consts: 3 * (output.width + output.height),
+        consts: 3 * (output.width + output.height) + reference,
         scratch: features.layers * cells * features.dim + features.layers * classes * cells + classes * cells + cells,
         maps: 2 * pixels,
         types: pixels,
@@ -143,8 +155,9 @@ pub(crate) struct BatchShape {
 
 impl BatchShape {
     /// The shape of a batch of one image (the text matrix and Gaussian weights included).
-    pub fn one(features: &ImageFeatures, text: &TextFeatures, output: OutputSize, config: &PostprocessConfig) -> Self {
-        let mut sizes = image_sizes(features, text.classes(), output, config.keep_class_maps);
+    pub fn one(request: &PostprocessRequest<'_>, text: &TextFeatures, config: &PostprocessConfig) -> Self {
+        let (features, output) = (request.features, request.output);
+        let mut sizes = image_sizes(request, text.classes(), config.keep_class_maps);
         sizes.consts += text.rows.len() + smoothing_kernel(config.smoothing_sigma).len();
         Self {
             sizes,
@@ -171,8 +184,8 @@ impl BatchShape {
     }
 
     /// The shape of a whole batch.
-    pub fn of(batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures, config: &PostprocessConfig) -> Self {
-        batch.iter().fold(Self::default(), |acc, &(f, o)| acc.with(&Self::one(f, text, o, config)))
+    pub fn of(batch: &[PostprocessRequest<'_>], text: &TextFeatures, config: &PostprocessConfig) -> Self {
+        batch.iter().fold(Self::default(), |acc, r| acc.with(&Self::one(r, text, config)))
     }
 }
 
@@ -221,8 +234,8 @@ fn u32_of(v: usize) -> u32 {
 }
 
 impl BatchLayout {
-    /// Lays out a batch; every item must have passed `check_inputs`.
-    pub fn new(batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures, config: &PostprocessConfig) -> Self {
+    /// Lays out a batch; every request must have passed `check_request`.
+    pub fn new(batch: &[PostprocessRequest<'_>], text: &TextFeatures, config: &PostprocessConfig) -> Self {
         let classes = text.classes();
         let gauss = smoothing_kernel(config.smoothing_sigma);
         let mut consts = Vec::with_capacity(text.rows.len() + gauss.len());
@@ -234,8 +247,9 @@ impl BatchLayout {
         let mut at = Sizes::default();
         let mut readback_at = 0usize;
         let mut slots = Vec::with_capacity(batch.len());
-        for &(f, output) in batch {
-            let need = image_sizes(f, classes, output, config.keep_class_maps);
+        for request in batch {
+            let (f, output) = (request.features, request.output);
+            let need = image_sizes(request, classes, config.keep_class_maps);
             let cells = f.grid_w * f.grid_h;
             let pixels = output.width * output.height;
             let up = Bilinear::new(f.grid_w, f.grid_h, output.width, output.height);
@@ -244,6 +258,10 @@ impl BatchLayout {
             push_taps(&mut consts, xs);
             let ytaps_off = consts.len();
             push_taps(&mut consts, ys);
+            let ref_off = consts.len();
+            if let Some(e) = request.reference {
+                consts.extend(e.terms(&request.fusion));
+            }
             let norm_off = at.scratch;
             let probs_off = norm_off + f.layers * cells * f.dim;
             let grids_off = probs_off + f.layers * classes * cells;
@@ -269,9 +287,12 @@ impl BatchLayout {
                 ytaps_off: u32_of(ytaps_off),
                 gauss_off: u32_of(gauss_off),
                 temperature: config.temperature,
-                threshold: pixel_threshold(config, f),
+                threshold: thresholds(config, request).pixel,
                 text_off: 0,
                 norm_off: u32_of(norm_off),
+                ref_off: u32_of(ref_off),
+                fusion: request.reference.map_or(0, |_| 1 + request.fusion.rule.code()),
+                text_weight: request.fusion.text_weight,
             };
             let readback =
                 Readback { anomaly: readback_at, types: readback_at + pixels, class_maps: readback_at + 2 * pixels };
@@ -293,6 +314,8 @@ impl BatchLayout {
 mod tests {
     use super::*;
 
+    use loupe_sdk::ImageFeatures;
+
     fn features(grid: usize, layers: usize, dim: usize) -> ImageFeatures {
         ImageFeatures {
             global: vec![1.0; dim],
@@ -309,7 +332,10 @@ mod tests {
         let text = TextFeatures::new(vec!["a".into(), "b".into()], 4, vec![1.0; 12]).unwrap();
         let (a, b) = (features(2, 3, 4), features(3, 3, 4));
         let cfg = PostprocessConfig { smoothing_sigma: 1.0, keep_class_maps: true, ..Default::default() };
-        let batch = [(&a, OutputSize { width: 5, height: 4 }), (&b, OutputSize { width: 7, height: 6 })];
+        let batch = [
+            PostprocessRequest::text(&a, OutputSize { width: 5, height: 4 }),
+            PostprocessRequest::text(&b, OutputSize { width: 7, height: 6 }),
+        ];
         let l = BatchLayout::new(&batch, &text, &cfg);
         let (p0, p1) = (l.slots[0].params, l.slots[1].params);
         assert_eq!(p0.feat_off, 0);
@@ -333,5 +359,27 @@ mod tests {
         assert_eq!(l.consts.len(), 48 + 3 * (7 + 6));
         assert_eq!(l.params_words().len(), 2 * PARAMS_WORDS);
         assert_eq!(p0.threshold, 1.5, "half of 3 layers");
+        assert_eq!(p0.fusion, 0, "text only");
+    }
+
+    #[test]
+    fn reference_terms_follow_the_taps_and_the_request_thresholds_win() {
+        use loupe_sdk::{Fusion, FusionRule, ReferenceEvidence, ScoringMode, Thresholds};
+        let text = TextFeatures::new(vec!["a".into()], 4, vec![1.0; 8]).unwrap();
+        let f = features(2, 1, 4);
+        let e = ReferenceEvidence::new(ScoringMode::Mutual, vec![0.1, 0.2, 0.3, 0.4], 0.1, 5).unwrap();
+        let request = PostprocessRequest {
+            features: &f,
+            output: OutputSize { width: 3, height: 2 },
+            reference: Some(&e),
+            fusion: Fusion { rule: FusionRule::Harmonic, text_weight: 0.25 },
+            thresholds: Some(Thresholds { image: 0.4, pixel: 0.3 }),
+        };
+        let l = BatchLayout::new(&[request], &text, &PostprocessConfig::default());
+        let p = l.slots[0].params;
+        assert_eq!((p.fusion, p.text_weight, p.threshold), (2, 0.25, 0.3));
+        assert_eq!(p.ref_off as usize, 8 + 3 * (3 + 2), "after the text matrix and the taps");
+        assert_eq!(&l.consts[p.ref_off as usize..], e.normalized().as_slice());
+        assert_eq!(l.sizes.consts, l.consts.len());
     }
 }

@@ -20,9 +20,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use loupe_sdk::config::PostprocessConfig;
-use loupe_sdk::{ComponentInfo, Detection, ImageFeatures, OutputSize, PostProcessor, Result, TextFeatures};
+use loupe_sdk::{ComponentInfo, Detection, PostProcessor, PostprocessRequest, Result, TextFeatures};
 
-use super::{DapoPostProcessor, PixelMaps, assemble, check_inputs};
+use super::{DapoPostProcessor, PixelMaps, assemble, check_request};
 use context::{GpuContext, GpuFailure, GpuMaps};
 use layout::{BatchLayout, BatchShape};
 
@@ -194,28 +194,28 @@ impl GpuPostProcessor {
     }
 
     /// Post-processes a batch with one GPU submission (or several when it exceeds the device's buffer limits);
-    /// one detection per item, in order. Falls back to the CPU on a GPU failure.
-    pub fn process_batch(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Result<Vec<Detection>> {
-        for &(f, output) in batch {
-            check_inputs(f, text, output)?;
+    /// one detection per request, in order. Falls back to the CPU on a GPU failure.
+    pub fn process_requests(&self, batch: &[PostprocessRequest<'_>], text: &TextFeatures) -> Result<Vec<Detection>> {
+        for r in batch {
+            check_request(r, text)?;
         }
         if text.classes() > usize::from(u16::MAX) {
             // The type map holds u16 ids: leave such vocabularies to the CPU path, which decides what to do.
-            return batch.iter().map(|&(f, o)| self.cpu.process(f, text, o)).collect();
+            return batch.iter().map(|r| self.cpu.process_request(r, text)).collect();
         }
         let mut out = Vec::with_capacity(batch.len());
         for chunk in self.chunks(batch, text) {
             let items = &batch[chunk.clone()];
             match self.gpu_maps(items, text) {
                 Some(maps) => {
-                    for (&(f, _), m) in items.iter().zip(maps) {
+                    for (r, m) in items.iter().zip(maps) {
                         let maps = PixelMaps { anomaly: m.anomaly, type_map: m.type_map, class_maps: m.class_maps };
-                        out.push(assemble(&self.config, f, text, maps));
+                        out.push(assemble(&self.config, r, text, maps));
                     }
                 }
                 None => {
-                    for &(f, o) in items {
-                        out.push(self.cpu.process(f, text, o)?);
+                    for r in items {
+                        out.push(self.cpu.process_request(r, text)?);
                     }
                 }
             }
@@ -225,7 +225,7 @@ impl GpuPostProcessor {
 
     /// Splits a batch into runs that fit the device's limits; an image too large on its own gets a run of its own,
     /// which `gpu_maps` leaves to the CPU.
-    fn chunks(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Vec<std::ops::Range<usize>> {
+    fn chunks(&self, batch: &[PostprocessRequest<'_>], text: &TextFeatures) -> Vec<std::ops::Range<usize>> {
         let whole = std::iter::once(0..batch.len()).collect();
         let Ok(state) = self.state.lock() else {
             return whole;
@@ -236,8 +236,8 @@ impl GpuPostProcessor {
         let mut runs = Vec::new();
         let mut start = 0;
         let mut total = BatchShape::default();
-        for (i, &(f, o)) in batch.iter().enumerate() {
-            let one = BatchShape::one(f, text, o, &self.config);
+        for (i, r) in batch.iter().enumerate() {
+            let one = BatchShape::one(r, text, &self.config);
             let next = total.with(&one);
             if i > start && !ctx.fits(&next) {
                 runs.push(start..i);
@@ -254,7 +254,7 @@ impl GpuPostProcessor {
     }
 
     /// The GPU's maps for a run, or `None` when the CPU must do it (logged).
-    fn gpu_maps(&self, items: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Option<Vec<GpuMaps>> {
+    fn gpu_maps(&self, items: &[PostprocessRequest<'_>], text: &TextFeatures) -> Option<Vec<GpuMaps>> {
         let Ok(mut state) = self.state.lock() else {
             return None; // A panic during an earlier batch retired the GPU; that batch already warned.
         };
@@ -309,12 +309,12 @@ impl PostProcessor for GpuPostProcessor {
         ComponentInfo { kind: "dapo-postprocess-gpu".into(), name: "dapo".into(), id: String::new() }
     }
 
-    fn process(&self, features: &ImageFeatures, text: &TextFeatures, output: OutputSize) -> Result<Detection> {
-        let mut v = GpuPostProcessor::process_batch(self, &[(features, output)], text)?;
+    fn process_request(&self, request: &PostprocessRequest<'_>, text: &TextFeatures) -> Result<Detection> {
+        let mut v = GpuPostProcessor::process_requests(self, std::slice::from_ref(request), text)?;
         v.pop().ok_or_else(|| loupe_sdk::LoupeError::inference("GPU post-processing", "no result"))
     }
 
-    fn process_batch(&self, batch: &[(&ImageFeatures, OutputSize)], text: &TextFeatures) -> Result<Vec<Detection>> {
-        GpuPostProcessor::process_batch(self, batch, text)
+    fn process_requests(&self, batch: &[PostprocessRequest<'_>], text: &TextFeatures) -> Result<Vec<Detection>> {
+        GpuPostProcessor::process_requests(self, batch, text)
     }
 }

@@ -5,19 +5,19 @@
 //! scores are few and kept exactly. Defect types: the ground-truth type of a pixel is its folder's vocabulary word
 //! inside the mask; the predicted type is the engine's type map; one-vs-rest scores are the per-class maps.
 //!
-//! The training-free baseline (`loupe_sdk::baseline`), when on, gets its own accumulators ([`ScoreSets`]) and the
+//! The training-free baseline (`crate::baseline`), when on, gets its own accumulators ([`ScoreSets`]) and the
 //! same anomaly metrics; it has no defect types.
 
 use std::collections::BTreeMap;
 
-use loupe_sdk::baseline::LocalContrast;
-use loupe_sdk::metrics::histogram::BinningBounds;
-use loupe_sdk::metrics::pro::{MapAndMask, PixelAccumulator};
-use loupe_sdk::metrics::{ConfusionMatrix, MetricResult, RankedCounts, TypeAccumulator, check_finite};
+use crate::baseline::LocalContrast;
+use crate::metrics::histogram::BinningBounds;
+use crate::metrics::pro::{MapAndMask, PixelAccumulator};
+use crate::metrics::{ConfusionMatrix, MetricResult, RankedCounts, TypeAccumulator, check_finite};
 use loupe_sdk::{Detection, ScoreMap};
 use serde::Serialize;
 
-use super::dataset::{GOOD, Sample, normalise_word};
+use crate::dataset::{GOOD, Sample, normalise_word};
 
 /// Most points a plotted curve keeps (curves of a million pixels are thinned for the plots only).
 const PLOT_POINTS: usize = 2000;

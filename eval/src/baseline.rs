@@ -19,9 +19,9 @@
 //! small against the window's mean, so they stand out; larger ones, like diffuse unevenness, do not), and a 5-pixel
 //! smoothing. They were chosen on Magnetic-Tile's training runs, not its test runs.
 
-use crate::detection::ScoreMap;
-use crate::error::{LoupeError, Result};
-use crate::image_input::{ImageView, PixelFormat};
+use loupe_sdk::ScoreMap;
+use loupe_sdk::{ImageView, PixelFormat};
+use loupe_sdk::{LoupeError, Result};
 
 /// The local-contrast baseline's parameters (see the [module documentation](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::baseline::LocalContrast;
 use loupe_sdk::ComponentInfo;
-use loupe_sdk::baseline::LocalContrast;
 use serde::Serialize;
 
-use super::aggregate::{
+use crate::aggregate::{
     BASELINE_RANGE, Binary, Failure, ImageRecord, LabelledMatrix, MetricSet, MultiType, Settings, Summary,
 };
 

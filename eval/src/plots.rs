@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// The bundled font (ASCII and a few symbols; see `cli/assets/LICENSE-DejaVu.txt`).
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-Loupe.ttf");
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-Loupe.ttf");
 
 /// The family every text of the plots uses.
 pub const FAMILY: &str = "sans-serif";

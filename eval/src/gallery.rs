@@ -9,7 +9,7 @@ use image::{Rgb, RgbImage};
 use loupe_sdk::{Detection, render};
 use plotters::prelude::*;
 
-use super::plots::{FAMILY, draw_on};
+use crate::plots::{FAMILY, draw_on};
 
 /// Thumbnail height of each panel, pixels.
 const PANEL: u32 = 128;

@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
-use loupe_sdk::metrics::multitype::TypeAccumulator;
-use loupe_sdk::metrics::pro::{MapAndMask, PixelAccumulator, ProCurve};
-use loupe_sdk::metrics::{ConfusionMatrix, MetricResult, RankedCounts};
+use loupe_eval::metrics::multitype::TypeAccumulator;
+use loupe_eval::metrics::pro::{MapAndMask, PixelAccumulator, ProCurve};
+use loupe_eval::metrics::{ConfusionMatrix, MetricResult, RankedCounts};
 use serde_json::Value;
 
 const TOL: f64 = 1e-6;

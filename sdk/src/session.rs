@@ -1,0 +1,95 @@
+//! Sessions: one inspection context per camera or thread, on a shared [`Engine`]. A session chooses its profile
+//! (one engine serves many customers without reloading the backbone) and keeps the rolling window of a stream for
+//! mutual scoring.
+
+use std::sync::Arc;
+
+use crate::detection::Detection;
+use crate::engine::{BoundProfile, Engine};
+use crate::error::{LoupeError, Result};
+use crate::image_input::ImageView;
+use crate::reference::{MutualSettings, MutualWindow};
+
+/// An inspection context on an engine; not shared between threads (`&mut self`), cheap to create.
+pub struct Session {
+    engine: Arc<Engine>,
+    profile: Option<Arc<BoundProfile>>,
+    window: MutualWindow,
+}
+
+impl Session {
+    /// A session with the engine's default profile and an empty window of `reference.mutual_window` images.
+    pub fn new(engine: Arc<Engine>) -> Result<Self> {
+        let window = MutualWindow::new(engine.mutual_settings())?;
+        let profile = engine.default_profile().cloned();
+        Ok(Self { engine, profile, window })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The active profile.
+    pub fn profile(&self) -> Option<&Arc<BoundProfile>> {
+        self.profile.as_ref()
+    }
+
+    /// Switches to `profile` (`None`: no profile). The window is cleared: it held another product's images.
+    /// Fails when the profile was bound to another engine's backbone.
+    pub fn set_profile(&mut self, profile: Option<Arc<BoundProfile>>) -> Result<()> {
+        if let Some(p) = &profile {
+            let model = self.engine.backbone().info();
+            if p.model_id() != model.id {
+                return Err(LoupeError::profile(
+                    p.name(),
+                    format!("bound to backbone model_id {}, this engine runs {}", p.model_id(), model.id),
+                ));
+            }
+        }
+        self.profile = profile;
+        self.window.clear();
+        Ok(())
+    }
+
+    /// Images in the mutual window.
+    pub fn window_len(&self) -> usize {
+        self.window.len()
+    }
+
+    /// Resizes the mutual window (clearing it); `window` images, at least 1.
+    pub fn set_window(&mut self, window: usize) -> Result<()> {
+        let settings = MutualSettings { window, ..*self.window.settings() };
+        self.window = MutualWindow::new(settings)?;
+        Ok(())
+    }
+
+    /// Forgets the window's images.
+    pub fn clear_window(&mut self) {
+        self.window.clear();
+    }
+
+    /// Inspects one image of a stream: golden samples when the profile holds them; else, with
+    /// `reference.mutual`, against the window (text only while it holds fewer than `reference.mutual_min_pool`
+    /// images, flagged in `evidence.window_filling`), after which the image joins the window; else text only.
+    pub fn inspect(&mut self, image: &ImageView<'_>) -> Result<Detection> {
+        let profile = self.profile.as_deref();
+        let mut results = if self.engine.mutual_applies(profile) {
+            let features = self.engine.encode(std::slice::from_ref(image))?;
+            let evidence = self.window.evidence(&features[0])?;
+            let filling = evidence.is_none();
+            let mut d = self.engine.postprocess(&features, &[evidence], &[self.engine.output_size(image)], profile)?;
+            d.iter_mut().for_each(|d| d.evidence.window_filling = filling);
+            d
+        } else {
+            self.engine.inspect_with(std::slice::from_ref(image), profile)?
+        };
+        results.pop().ok_or_else(|| LoupeError::inference("session", "no result"))
+    }
+
+    /// Inspects a batch with the session's profile: golden samples, or mutual scoring among the batch's images
+    /// ([`Engine::inspect_with`]); the window is neither used nor changed.
+    pub fn inspect_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Detection>> {
+        self.engine.inspect_with(images, self.profile.as_deref())
+    }
+}
