@@ -6,7 +6,9 @@ mod eval;
 mod inspect;
 mod options;
 mod plugins;
+mod references;
 mod report;
+mod scoring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,14 +6,18 @@
 //! inside the mask; the predicted type is the engine's type map; one-vs-rest scores are the per-class maps.
 //!
 //! The training-free baseline (`crate::baseline`), when on, gets its own accumulators ([`ScoreSets`]) and the
-//! same anomaly metrics; it has no defect types.
+//! same anomaly metrics; it has no defect types. So does the text-only result of the same run when the engine
+//! fused reference evidence (golden samples or mutual scoring), so a report shows what the references added.
+//!
+//! Images of defect folders without masks (image labels only) count for the image metrics only; the pixel metrics
+//! that would need them are undefined, with the reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::baseline::LocalContrast;
 use crate::metrics::histogram::BinningBounds;
 use crate::metrics::pro::{MapAndMask, PixelAccumulator};
-use crate::metrics::{ConfusionMatrix, MetricResult, RankedCounts, TypeAccumulator, check_finite};
+use crate::metrics::{ConfusionMatrix, MetricError, MetricResult, RankedCounts, TypeAccumulator, check_finite};
 use loupe_sdk::{Detection, ScoreMap};
 use serde::Serialize;
 
@@ -45,21 +49,31 @@ pub struct ImageRecord {
     pub folder: String,
     /// Image anomaly score.
     pub score: f32,
+    /// The score on the scale where the image threshold is 0.5.
+    pub normalized_score: f32,
     /// `score > image threshold`.
     pub anomalous: bool,
+    /// `text`, `golden` or `mutual`.
+    pub mode: &'static str,
+    /// The text-only score of the same image, when reference evidence was fused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_score: Option<f32>,
+    /// The reference evidence's normalised image score, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_score: Option<f32>,
     /// Most probable defect word.
     pub image_type: String,
     /// Width x height.
     pub size: [u32; 2],
-    /// Ground-truth defect pixels.
-    pub mask_pixels: u64,
+    /// Ground-truth defect pixels (absent for image labels only).
+    pub mask_pixels: Option<u64>,
     /// Predicted mask pixels.
     pub predicted_pixels: u64,
     /// Largest anomaly-map value.
     pub max_map: f32,
     /// Reading and decoding the image and its mask, milliseconds.
     pub read_ms: f64,
-    /// `Engine::inspect_one`, milliseconds.
+    /// Backbone, reference scoring and post-processing, milliseconds.
     pub inference_ms: f64,
     /// The baseline's image score (absent with `--no-baseline`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -240,14 +254,36 @@ pub struct Summary {
     pub curves: Curves,
     /// The baseline's anomaly metrics, when it ran.
     pub baseline: Option<Binary>,
+    /// The text-only anomaly metrics of the same run, when reference evidence was fused.
+    pub text_only: Option<Binary>,
 }
 
 /// One scorer's image scores and per-folder pixel accumulators (the engine's, or the baseline's).
 pub struct ScoreSets {
     settings: Settings,
     pixels: BTreeMap<String, PixelAccumulator>,
+    /// Folders whose images have no masks.
+    image_only: BTreeSet<String>,
     /// `(folder, image score)` of every evaluated image, in order.
     images: Vec<(String, f32)>,
+}
+
+/// One image's results and ground truth, for [`Aggregator::add`].
+pub struct Observation<'a> {
+    /// The image.
+    pub sample: &'a Sample,
+    /// The engine's detection (fused with reference evidence, if any).
+    pub detection: &'a Detection,
+    /// The text-only detection of the same image, when `detection` fused reference evidence.
+    pub text_only: Option<&'a Detection>,
+    /// The baseline's map, when the baseline is on.
+    pub baseline: Option<&'a BaselineResult>,
+    /// The ground-truth mask (`None`: image label only).
+    pub mask: Option<&'a [bool]>,
+    /// Width and height.
+    pub size: (u32, u32),
+    /// Reading and inference times, milliseconds.
+    pub timing: (f64, f64),
 }
 
 /// The running state of an evaluation.
@@ -260,6 +296,7 @@ pub struct Aggregator {
     image_decision: ConfusionMatrix,
     model: ScoreSets,
     baseline: Option<ScoreSets>,
+    text_only: Option<ScoreSets>,
     /// Evaluated images in order.
     pub records: Vec<ImageRecord>,
     /// Images that could not be evaluated.
@@ -267,14 +304,17 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// An empty aggregator for these folders and vocabulary; `baseline`: also accumulate the baseline's maps
-    /// (values in [`BASELINE_RANGE`], same bins and FPR limit as the model's).
+    /// An empty aggregator for these folders (`image_only`: those without masks) and vocabulary; `baseline`:
+    /// also accumulate the baseline's maps (values in [`BASELINE_RANGE`], same bins and FPR limit as the
+    /// model's); `text_only`: also the text-only maps of the same run, binned with these settings.
     pub fn new(
         settings: Settings,
         vocabulary: &[String],
-        defect_folders: &[String],
+        folders: (&[String], &[String]),
         baseline: bool,
+        text_only: Option<Settings>,
     ) -> MetricResult<Self> {
+        let (defect_folders, image_only) = folders;
         let (lo, hi) = settings.range;
         let mut type_of_folder = BTreeMap::new();
         type_of_folder.insert(GOOD.to_string(), Some(0));
@@ -291,8 +331,13 @@ impl Aggregator {
             types: TypeAccumulator::new(vocabulary.len(), lo, hi, settings.bins)?,
             image_argmax: ConfusionMatrix::new(classes),
             image_decision: ConfusionMatrix::new(classes),
-            model: ScoreSets::new(settings, defect_folders)?,
-            baseline: if baseline { Some(ScoreSets::new(baseline_settings, defect_folders)?) } else { None },
+            model: ScoreSets::new(settings, defect_folders, image_only)?,
+            baseline: if baseline {
+                Some(ScoreSets::new(baseline_settings, defect_folders, image_only)?)
+            } else {
+                None
+            },
+            text_only: text_only.map(|t| ScoreSets::new(t, defect_folders, image_only)).transpose()?,
             records: Vec::new(),
             failures: Vec::new(),
         })
@@ -306,28 +351,28 @@ impl Aggregator {
         }
     }
 
-    /// Adds one image's detection, baseline map (when the baseline is on) and ground truth. Everything is checked
-    /// before anything is added, so a failing image leaves the metrics as they were.
-    pub fn add(
-        &mut self,
-        sample: &Sample,
-        d: &Detection,
-        baseline: Option<&BaselineResult>,
-        mask: &[bool],
-        size: (u32, u32),
-        timing: (f64, f64),
-    ) -> Result<(), String> {
-        let (w, h) = (size.0 as usize, size.1 as usize);
+    /// Adds one image's detection, text-only detection and baseline map (when on) and ground truth. Everything is
+    /// checked before anything is added, so a failing image leaves the metrics as they were.
+    pub fn add(&mut self, o: &Observation<'_>) -> Result<(), String> {
+        let (sample, d) = (o.sample, o.detection);
+        let (w, h) = (o.size.0 as usize, o.size.1 as usize);
         let map = &d.anomaly_map;
-        if mask.len() != w * h {
+        if let Some(mask) = o.mask
+            && mask.len() != w * h
+        {
             return Err(format!("mask of {} pixels, expected the image's {w}x{h}", mask.len()));
         }
         self.model.check("anomaly map", &sample.folder, map, (w, h))?;
-        match (&self.baseline, baseline) {
+        match (&self.baseline, o.baseline) {
             (Some(sets), Some(b)) => sets.check("baseline map", &sample.folder, &b.map, (w, h))?,
             (None, None) => {}
             (Some(_), None) => return Err("internal: the baseline is on but was not computed".into()),
             (None, Some(_)) => return Err("internal: a baseline map was given with the baseline off".into()),
+        }
+        match (&self.text_only, o.text_only) {
+            (Some(sets), Some(t)) => sets.check("text-only anomaly map", &sample.folder, &t.anomaly_map, (w, h))?,
+            (None, None) => {}
+            _ => return Err("internal: text-only results given without a text-only comparison, or missing".into()),
         }
         let k = self.vocabulary.len();
         if d.class_maps.len() != k + 1 || d.class_maps.iter().any(|c| c.data.len() != w * h) {
@@ -348,21 +393,27 @@ impl Aggregator {
         }
         let folder_id = self.type_of_folder.get(&sample.folder).copied().flatten();
         let image_type_id = self.vocabulary.iter().position(|v| *v == d.image_type).map_or(0, |i| i + 1);
-        self.model.add(sample, &MapAndMask { width: w, height: h, scores: &map.data, mask }, d.score)?;
-        let baseline_score = match (&mut self.baseline, baseline) {
+        let view = |scores| masked(scores, o.mask, w, h);
+        self.model.add(sample, view(&map.data).as_ref(), d.score)?;
+        let baseline_score = match (&mut self.baseline, o.baseline) {
             (Some(sets), Some(b)) => {
                 let score = LocalContrast::image_score(&b.map);
-                sets.add(sample, &MapAndMask { width: w, height: h, scores: &b.map.data, mask }, score)?;
+                sets.add(sample, view(&b.map.data).as_ref(), score)?;
                 Some(score)
             }
             _ => None,
         };
+        if let (Some(sets), Some(t)) = (&mut self.text_only, o.text_only) {
+            sets.add(sample, view(&t.anomaly_map.data).as_ref(), t.score)?;
+        }
         if let Some(t) = folder_id {
-            let truth: Vec<u16> = mask.iter().map(|&m| if m { t as u16 } else { 0 }).collect();
-            let scores: Vec<&[f32]> = d.class_maps[1..].iter().map(|c| c.data.as_slice()).collect();
-            self.types
-                .add_image(&sample.path.display().to_string(), &truth, &d.type_map, &scores)
-                .map_err(|e| e.to_string())?;
+            if let Some(mask) = o.mask {
+                let truth: Vec<u16> = mask.iter().map(|&m| if m { t as u16 } else { 0 }).collect();
+                let scores: Vec<&[f32]> = d.class_maps[1..].iter().map(|c| c.data.as_slice()).collect();
+                self.types
+                    .add_image(&sample.path.display().to_string(), &truth, &d.type_map, &scores)
+                    .map_err(|e| e.to_string())?;
+            }
             if t > 0 {
                 self.image_argmax.add(t, image_type_id).map_err(|e| e.to_string())?;
             }
@@ -373,16 +424,20 @@ impl Aggregator {
             image: sample.path.display().to_string(),
             folder: sample.folder.clone(),
             score: d.score,
+            normalized_score: d.normalized_score,
             anomalous: d.is_anomalous,
+            mode: d.evidence.mode.name(),
+            text_score: o.text_only.map(|t| t.score),
+            reference_score: d.evidence.reference_score,
             image_type: d.image_type.clone(),
-            size: [size.0, size.1],
-            mask_pixels: mask.iter().filter(|&&m| m).count() as u64,
+            size: [o.size.0, o.size.1],
+            mask_pixels: o.mask.map(|m| m.iter().filter(|&&m| m).count() as u64),
             predicted_pixels: d.mask.iter().filter(|&&m| m != 0).count() as u64,
             max_map: map.max(),
-            read_ms: timing.0,
-            inference_ms: timing.1,
+            read_ms: o.timing.0,
+            inference_ms: o.timing.1,
             baseline_score,
-            baseline_ms: baseline.map(|b| b.ms),
+            baseline_ms: o.baseline.map(|b| b.ms),
         });
         Ok(())
     }
@@ -401,19 +456,20 @@ impl Aggregator {
     pub fn summary(&self) -> Summary {
         let Binary { overall, per_folder, curves } = self.model.summary();
         let baseline = self.baseline.as_ref().map(ScoreSets::summary);
-        Summary { overall, per_folder, multitype: self.multitype(), curves, baseline }
+        let text_only = self.text_only.as_ref().map(ScoreSets::summary);
+        Summary { overall, per_folder, multitype: self.multitype(), curves, baseline, text_only }
     }
 }
 
 impl ScoreSets {
-    /// Empty accumulators for `good` and these folders.
-    fn new(settings: Settings, defect_folders: &[String]) -> MetricResult<Self> {
+    /// Empty accumulators for `good` and these folders (`image_only`: those without masks).
+    fn new(settings: Settings, defect_folders: &[String], image_only: &[String]) -> MetricResult<Self> {
         let (lo, hi) = settings.range;
         let mut pixels = BTreeMap::new();
         for folder in std::iter::once(GOOD).chain(defect_folders.iter().map(String::as_str)) {
             pixels.insert(folder.to_string(), PixelAccumulator::new(lo, hi, settings.bins)?);
         }
-        Ok(Self { settings, pixels, images: Vec::new() })
+        Ok(Self { settings, pixels, image_only: image_only.iter().cloned().collect(), images: Vec::new() })
     }
 
     /// Checks a map against the image's size and the folders, before anything of the image is added anywhere.
@@ -427,22 +483,42 @@ impl ScoreSets {
         check_finite(what, &map.data).map_err(|e| e.to_string())
     }
 
-    /// Adds one image's map (checked by [`ScoreSets::check`]) and score.
-    fn add(&mut self, sample: &Sample, view: &MapAndMask<'_>, score: f32) -> Result<(), String> {
+    /// Adds one image's map and mask (`None`: image label only; checked by [`ScoreSets::check`]) and score.
+    fn add(&mut self, sample: &Sample, view: Option<&MapAndMask<'_>>, score: f32) -> Result<(), String> {
         let acc = self.pixels.get_mut(&sample.folder).ok_or_else(|| format!("unknown folder {}", sample.folder))?;
-        acc.add_image(&sample.path.display().to_string(), view).map_err(|e| e.to_string())?;
+        if let Some(view) = view {
+            acc.add_image(&sample.path.display().to_string(), view).map_err(|e| e.to_string())?;
+        }
         self.images.push((sample.folder.clone(), score));
         Ok(())
+    }
+
+    /// Why pixel metrics over `folders` are undefined, if some of them have no masks.
+    fn without_masks<'a>(&self, folders: impl Iterator<Item = &'a String>) -> Option<String> {
+        let missing: Vec<&str> = folders.filter(|f| self.image_only.contains(*f)).map(String::as_str).collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "no ground-truth masks for {} (image labels only: ground_truth/<type>/ is missing)",
+                missing.join(", ")
+            )
+        })
     }
 
     /// The anomaly metrics of everything added: all images, and `good` with each defect folder.
     fn summary(&self) -> Binary {
         let all: Vec<&(String, f32)> = self.images.iter().collect();
-        let (overall, curves) = self.metric_set(&all, &self.merged(|_| true), true);
+        let pixels = match self.without_masks(self.pixels.keys()) {
+            Some(reason) => Err(MetricError::Undefined { what: "pixel metrics".into(), reason }),
+            None => self.merged(|_| true),
+        };
+        let (overall, curves) = self.metric_set(&all, &pixels, true);
         let mut per_folder = Vec::new();
         for folder in self.pixels.keys().filter(|f| *f != GOOD) {
             let subset: Vec<&(String, f32)> = self.images.iter().filter(|(f, _)| f == folder || f == GOOD).collect();
-            let pixels = self.merged(|f| f == GOOD || f == folder);
+            let pixels = match self.without_masks(std::iter::once(folder)) {
+                Some(reason) => Err(MetricError::Undefined { what: "pixel metrics".into(), reason }),
+                None => self.merged(|f| f == GOOD || f == folder),
+            };
             per_folder.push((folder.clone(), self.metric_set(&subset, &pixels, false).0));
         }
         Binary { overall, per_folder, curves }
@@ -603,6 +679,11 @@ impl Aggregator {
             undefined,
         }
     }
+}
+
+/// A map with its mask, when the image has one.
+fn masked<'a>(scores: &'a [f32], mask: Option<&'a [bool]>, width: usize, height: usize) -> Option<MapAndMask<'a>> {
+    mask.map(|mask| MapAndMask { width, height, scores, mask })
 }
 
 /// A metric's value, or its reason recorded under `key`.

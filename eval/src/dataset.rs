@@ -4,6 +4,9 @@
 //! - MVTec AD: `test/good/`, `test/<type>/`, `ground_truth/<type>/<stem>_mask.png` (a `train/` folder is ignored);
 //! - flat (Magnetic-Tile as prepared here): `good/`, `<type>/`, `ground_truth/<type>/<stem>_mask.png`.
 //!
+//! A defect folder without `ground_truth/<type>/` has image labels only: its images count for the image metrics,
+//! and the pixel metrics that would need its masks are undefined.
+//!
 //! Images are the PNG, JPEG, BMP and TIFF files directly inside each type folder, sorted by name. `--include` and
 //! `--exclude` take comma-separated globs matched against file stems (`exp5*,exp6*`).
 
@@ -30,8 +33,11 @@ pub struct Sample {
     pub stem: String,
     /// Folder type: `good` or a defect type.
     pub folder: String,
-    /// Where its mask must be (defect types only).
+    /// Where its mask must be (defect types with a `ground_truth/<type>/` folder only).
     pub mask: Option<PathBuf>,
+    /// Whether its pixels have ground truth: good images (every pixel normal) and defect types with masks;
+    /// false for defect folders without `ground_truth/<type>/` (image labels only).
+    pub pixel_truth: bool,
 }
 
 impl Sample {
@@ -56,6 +62,8 @@ pub struct Dataset {
     pub samples: Vec<Sample>,
     /// Images left out by `--include` / `--exclude`.
     pub filtered_out: usize,
+    /// Defect folders without `ground_truth/<type>/`: evaluated at image level only.
+    pub folders_without_masks: Vec<String>,
 }
 
 /// Stem filters: a stem is kept if it matches an include glob (or none are given) and no exclude glob.
@@ -104,7 +112,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, LoupeError> {
     Ok(entries)
 }
 
-fn is_image(path: &Path) -> bool {
+/// Whether `path` is a file with an image extension (PNG, JPEG, BMP, TIFF).
+pub fn is_image(path: &Path) -> bool {
     path.is_file()
         && path
             .extension()
@@ -148,19 +157,25 @@ impl Dataset {
         }
         let mut samples = Vec::new();
         let mut filtered_out = 0;
+        let mut folders_without_masks = Vec::new();
         for (folder, dir) in &folders {
+            let masks = ground_truth_dir.join(folder);
+            let has_masks = folder == GOOD || masks.is_dir();
+            if !has_masks {
+                folders_without_masks.push(folder.clone());
+            }
             for path in sorted_entries(dir)?.into_iter().filter(|p| is_image(p)) {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 if !filter.keeps(&stem) {
                     filtered_out += 1;
                     continue;
                 }
-                let mask = (folder != GOOD).then(|| ground_truth_dir.join(folder).join(format!("{stem}_mask.png")));
-                samples.push(Sample { path, stem, folder: folder.clone(), mask });
+                let mask = (folder != GOOD && has_masks).then(|| masks.join(format!("{stem}_mask.png")));
+                samples.push(Sample { path, stem, folder: folder.clone(), mask, pixel_truth: has_masks });
             }
         }
         let defect_types = folders.into_iter().map(|(n, _)| n).filter(|n| n != GOOD).collect();
-        Ok(Self { images_dir, ground_truth_dir, layout, defect_types, samples, filtered_out })
+        Ok(Self { images_dir, ground_truth_dir, layout, defect_types, samples, filtered_out, folders_without_masks })
     }
 
     /// Number of images per folder type, `good` first.

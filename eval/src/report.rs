@@ -96,6 +96,33 @@ impl<'a> BaselineInfo<'a> {
     }
 }
 
+/// How the images were scored: text only, golden samples or mutual scoring, with its settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModeInfo {
+    /// `text`, `golden` or `mutual`.
+    pub mode: &'static str,
+    /// One line for people ("16 golden samples of ..., coreset 1, fusion mean (text weight 0.5)").
+    pub description: String,
+    /// The settings, for machines (references, shots, window, fusion ...).
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// The text-only metrics of the same run, beside a fused mode.
+#[derive(Serialize)]
+pub struct TextOnlyInfo<'a> {
+    /// All images.
+    pub overall: &'a MetricSet,
+    /// `good` + each defect folder.
+    pub per_type: BTreeMap<String, &'a MetricSet>,
+}
+
+impl<'a> TextOnlyInfo<'a> {
+    /// The report part of the text-only metrics.
+    pub fn new(metrics: &'a Binary) -> Self {
+        Self { overall: &metrics.overall, per_type: metrics.per_folder.iter().map(|(f, m)| (f.clone(), m)).collect() }
+    }
+}
+
 /// The whole `report.json`.
 #[derive(Serialize)]
 pub struct Report<'a> {
@@ -105,6 +132,8 @@ pub struct Report<'a> {
     pub definitions: &'static str,
     /// The data set.
     pub dataset: DatasetInfo,
+    /// How the images were scored.
+    pub mode: ModeInfo,
     /// Backbone, prompt bank and post-processor identities.
     pub components: BTreeMap<&'static str, ComponentInfo>,
     /// Thresholds of the engine (echoed: they decide predicted masks, types and the image confusion matrix).
@@ -122,6 +151,9 @@ pub struct Report<'a> {
     /// The training-free baseline beside the model (absent with `--no-baseline`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineInfo<'a>>,
+    /// The text-only metrics of the same run (present when reference evidence was fused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_only: Option<TextOnlyInfo<'a>>,
     /// Timing.
     pub timing: Timing,
     /// Files written, relative to the output folder.
@@ -193,41 +225,44 @@ fn matrix(out: &mut String, m: &LabelledMatrix, corner: &str) {
     table(out, &header, &rows);
 }
 
-/// The model's anomaly metrics beside the baseline's, overall and per type.
-fn beside_baseline(s: &mut String, info: &BaselineInfo<'_>, model: &Summary, baseline: &Binary, limit: f64) {
-    let _ = writeln!(s, "### Model beside a training-free baseline\n");
-    let _ = writeln!(
-        s,
-        "Baseline: {} ({}-pixel window, {}-pixel smoothing; see Baseline in `{DEFINITIONS}`), a naive filter with no \
-         training, scored on the same images and pixels with the same metrics. A model worth using beats it.\n",
-        info.method, info.window, info.smoothing
-    );
+/// The model's anomaly metrics beside other scorers of the same images (text only, the baseline), overall and
+/// per type: one column pair or triple per metric.
+fn comparison(s: &mut String, model_name: &str, model: &Summary, others: &[(&str, &Binary)], limit: f64) {
     let metrics = ["image AUROC", "image AP", "pixel AUROC", "pixel AP", &format!("AUPRO@{limit}")];
-    let model_columns: Vec<String> = metrics.iter().map(|m| format!("{m}, model")).collect();
+    let first: Vec<String> = metrics.iter().map(|m| format!("{m}, {model_name}")).collect();
     let mut header = vec!["set"];
-    for m in &model_columns {
-        header.extend([m.as_str(), "baseline"]);
+    for m in &first {
+        header.push(m.as_str());
+        header.extend(others.iter().map(|(name, _)| *name));
     }
-    let row = |name: &str, m: &MetricSet, b: Option<&MetricSet>| {
-        let pairs = [
-            (m.image_auroc, b.and_then(|b| b.image_auroc)),
-            (m.image_ap, b.and_then(|b| b.image_ap)),
-            (m.pixel_auroc, b.and_then(|b| b.pixel_auroc)),
-            (m.pixel_ap, b.and_then(|b| b.pixel_ap)),
-            (m.aupro, b.and_then(|b| b.aupro)),
-        ];
-        std::iter::once(name.to_string()).chain(pairs.iter().flat_map(|&(m, b)| [num(m), num(b)])).collect()
+    let pick = |m: &MetricSet| [m.image_auroc, m.image_ap, m.pixel_auroc, m.pixel_ap, m.aupro];
+    let row = |name: &str, folder: Option<&str>, m: &MetricSet| {
+        let mine = pick(m);
+        let theirs: Vec<[Option<f64>; 5]> = others
+            .iter()
+            .map(|(_, b)| match folder {
+                None => pick(&b.overall),
+                Some(f) => b.per_folder.iter().find(|(g, _)| g == f).map_or([None; 5], |(_, m)| pick(m)),
+            })
+            .collect();
+        let mut cells = vec![name.to_string()];
+        for i in 0..5 {
+            cells.push(num(mine[i]));
+            cells.extend(theirs.iter().map(|t| num(t[i])));
+        }
+        cells
     };
-    let mut rows = vec![row("**all**", &model.overall, Some(&baseline.overall))];
+    let mut rows = vec![row("**all**", None, &model.overall)];
     for (folder, m) in &model.per_folder {
-        let b = baseline.per_folder.iter().find(|(f, _)| f == folder).map(|(_, b)| b);
-        rows.push(row(folder, m, b));
+        rows.push(row(folder, Some(folder), m));
     }
     table(s, &header, &rows);
-    let mut notes: Vec<String> =
-        baseline.overall.undefined.iter().map(|(k, v)| format!("baseline, all: {k} undefined: {v}")).collect();
-    for (f, m) in &baseline.per_folder {
-        notes.extend(m.undefined.iter().map(|(k, v)| format!("baseline, {f}: {k} undefined: {v}")));
+    let mut notes = Vec::new();
+    for (name, b) in others {
+        notes.extend(b.overall.undefined.iter().map(|(k, v)| format!("{name}, all: {k} undefined: {v}")));
+        for (f, m) in &b.per_folder {
+            notes.extend(m.undefined.iter().map(|(k, v)| format!("{name}, {f}: {k} undefined: {v}")));
+        }
     }
     for n in &notes {
         let _ = writeln!(s, "- {n}");
@@ -270,6 +305,7 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
             if c.id.is_empty() { String::new() } else { format!(", id {}", c.id) }
         );
     }
+    let _ = writeln!(s, "- Scoring: **{}**: {}", r.mode.mode, r.mode.description);
     let _ = writeln!(s, "- Vocabulary: {}", r.multitype.vocabulary.join(", "));
     let thresholds: Vec<String> = r.thresholds.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(
@@ -337,8 +373,38 @@ pub fn markdown(r: &Report<'_>, summary: &Summary, plots: &[(String, String)]) -
     if !notes.is_empty() {
         s.push('\n');
     }
-    if let (Some(info), Some(b)) = (&r.baseline, &summary.baseline) {
-        beside_baseline(&mut s, info, summary, b, limit);
+    let mut others: Vec<(&str, &Binary)> = Vec::new();
+    if let Some(t) = &summary.text_only {
+        others.push(("text only", t));
+    }
+    if let Some(b) = &summary.baseline {
+        others.push(("baseline", b));
+    }
+    if !others.is_empty() {
+        let model_name = if summary.text_only.is_some() { r.mode.mode } else { "model" };
+        let title = match (summary.text_only.is_some(), summary.baseline.is_some()) {
+            (true, true) => format!("{} scoring beside text only and a training-free baseline", r.mode.mode),
+            (true, false) => format!("{} scoring beside text only", r.mode.mode),
+            _ => "Model beside a training-free baseline".to_string(),
+        };
+        let _ = writeln!(s, "### {title}\n");
+        if summary.text_only.is_some() {
+            let _ = writeln!(
+                s,
+                "Text only: the same run's text evidence alone (DAPO as published: no references), scored on the same \
+                 images and pixels.\n"
+            );
+        }
+        if let Some(info) = &r.baseline {
+            let _ = writeln!(
+                s,
+                "Baseline: {} ({}-pixel window, {}-pixel smoothing; see Baseline in `{DEFINITIONS}`), a naive filter \
+                 with no training, scored on the same images and pixels with the same metrics. A model worth using \
+                 beats it.\n",
+                info.method, info.window, info.smoothing
+            );
+        }
+        comparison(&mut s, model_name, summary, &others, limit);
     }
 
     let mt = &summary.multitype;

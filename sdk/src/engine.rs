@@ -204,8 +204,18 @@ impl Engine {
     /// profile holds a memory; else, with `reference.mutual`, each image against the others of the batch (at least
     /// `reference.mutual_min_pool + 1` images); else text only.
     pub fn inspect_with(&self, images: &[ImageView<'_>], profile: Option<&BoundProfile>) -> Result<Vec<Detection>> {
+        self.inspect_scored(images, profile, self.reference.mutual)
+    }
+
+    /// As [`Engine::inspect_with`], with mutual scoring on or off whatever the configuration says.
+    pub fn inspect_scored(
+        &self,
+        images: &[ImageView<'_>],
+        profile: Option<&BoundProfile>,
+        mutual: bool,
+    ) -> Result<Vec<Detection>> {
         let outputs: Vec<OutputSize> = images.iter().map(|i| self.output_size(i)).collect();
-        if self.mutual_applies(profile) {
+        if mutual && !profile.is_some_and(BoundProfile::has_references) {
             // Every image of the call is every other image's reference: all features first.
             let features = self.encode(images)?;
             let evidence = mutual_batch(&features, &self.mutual_settings())?;

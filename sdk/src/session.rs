@@ -15,14 +15,27 @@ pub struct Session {
     engine: Arc<Engine>,
     profile: Option<Arc<BoundProfile>>,
     window: MutualWindow,
+    mutual: bool,
 }
 
 impl Session {
-    /// A session with the engine's default profile and an empty window of `reference.mutual_window` images.
+    /// A session with the engine's default profile, mutual scoring as `reference.mutual` says, and an empty window
+    /// of `reference.mutual_window` images.
     pub fn new(engine: Arc<Engine>) -> Result<Self> {
         let window = MutualWindow::new(engine.mutual_settings())?;
         let profile = engine.default_profile().cloned();
-        Ok(Self { engine, profile, window })
+        let mutual = engine.reference_config().mutual;
+        Ok(Self { engine, profile, window, mutual })
+    }
+
+    /// Turns mutual scoring on or off for this session (whatever `reference.mutual` says); the window is kept.
+    pub fn set_mutual(&mut self, on: bool) {
+        self.mutual = on;
+    }
+
+    /// Whether this session scores mutually (when its profile holds no golden samples).
+    pub fn mutual(&self) -> bool {
+        self.mutual
     }
 
     /// The engine.
@@ -39,13 +52,7 @@ impl Session {
     /// Fails when the profile was bound to another engine's backbone.
     pub fn set_profile(&mut self, profile: Option<Arc<BoundProfile>>) -> Result<()> {
         if let Some(p) = &profile {
-            let model = self.engine.backbone().info();
-            if p.model_id() != model.id {
-                return Err(LoupeError::profile(
-                    p.name(),
-                    format!("bound to backbone model_id {}, this engine runs {}", p.model_id(), model.id),
-                ));
-            }
+            self.check_profile(p)?;
         }
         self.profile = profile;
         self.window.clear();
@@ -74,7 +81,7 @@ impl Session {
     /// images, flagged in `evidence.window_filling`), after which the image joins the window; else text only.
     pub fn inspect(&mut self, image: &ImageView<'_>) -> Result<Detection> {
         let profile = self.profile.as_deref();
-        let mut results = if self.engine.mutual_applies(profile) {
+        let mut results = if self.mutual && !profile.is_some_and(BoundProfile::has_references) {
             let features = self.engine.encode(std::slice::from_ref(image))?;
             let evidence = self.window.evidence(&features[0])?;
             let filling = evidence.is_none();
@@ -82,14 +89,33 @@ impl Session {
             d.iter_mut().for_each(|d| d.evidence.window_filling = filling);
             d
         } else {
-            self.engine.inspect_with(std::slice::from_ref(image), profile)?
+            self.engine.inspect_scored(std::slice::from_ref(image), profile, false)?
         };
         results.pop().ok_or_else(|| LoupeError::inference("session", "no result"))
     }
 
-    /// Inspects a batch with the session's profile: golden samples, or mutual scoring among the batch's images
-    /// ([`Engine::inspect_with`]); the window is neither used nor changed.
+    /// Inspects a batch with the session's profile: golden samples, or (mutual on) each image against the other
+    /// images of the batch ([`Engine::inspect_scored`]); the window is neither used nor changed.
     pub fn inspect_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Detection>> {
-        self.engine.inspect_with(images, self.profile.as_deref())
+        self.engine.inspect_scored(images, self.profile.as_deref(), self.mutual)
+    }
+
+    /// Inspects one image with `profile` for this call only (golden samples, or text when it has none); neither
+    /// the session's profile nor its window is used or changed.
+    pub fn inspect_with(&mut self, image: &ImageView<'_>, profile: &BoundProfile) -> Result<Detection> {
+        self.check_profile(profile)?;
+        let mut v = self.engine.inspect_scored(std::slice::from_ref(image), Some(profile), false)?;
+        v.pop().ok_or_else(|| LoupeError::inference("session", "no result"))
+    }
+
+    fn check_profile(&self, p: &BoundProfile) -> Result<()> {
+        let model = self.engine.backbone().info();
+        if p.model_id() != model.id {
+            return Err(LoupeError::profile(
+                p.name(),
+                format!("bound to backbone model_id {}, this engine runs {}", p.model_id(), model.id),
+            ));
+        }
+        Ok(())
     }
 }

@@ -14,15 +14,16 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use loupe_eval::baseline::LocalContrast;
 use loupe_eval::metrics::pro::DEFAULT_FPR_LIMIT;
-use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, MapSize, OwnedImage};
+use loupe_sdk::{Engine, LoupeConfig, LoupeError, MapSize, OwnedImage, ScoringMode};
 
-use loupe_eval::aggregate::{Aggregator, BaselineResult, Settings, Summary};
+use loupe_eval::aggregate::{Aggregator, BaselineResult, Observation, Settings, Summary};
 use loupe_eval::dataset::{Dataset, Sample, StemFilter, normalise_word, read_mask};
 use loupe_eval::gallery::Gallery;
 use loupe_eval::plots;
-use loupe_eval::report::{self, BaselineInfo, DatasetInfo, Report, Timing};
+use loupe_eval::report::{self, BaselineInfo, DatasetInfo, ModeInfo, Report, TextOnlyInfo, Timing};
 
 use crate::options::EngineOptions;
+use crate::scoring::{Scorer, ScoringOptions, stream_order};
 
 /// Default bins of the pixel accumulators.
 const DEFAULT_BINS: usize = 1 << 20;
@@ -48,6 +49,8 @@ pub struct EvalArgs {
     defects: Option<Vec<String>>,
     #[command(flatten)]
     engine: EngineOptions,
+    #[command(flatten)]
+    scoring: ScoringOptions,
     /// Output folder.
     #[arg(long, default_value = "loupe-eval")]
     out: PathBuf,
@@ -79,6 +82,7 @@ impl EvalArgs {
             cfg.prompts.defects = Some(folders.iter().map(|f| normalise_word(f)).collect());
         }
         cfg.postprocess.keep_class_maps = true;
+        self.scoring.apply(&mut cfg);
         if cfg.postprocess.map_size != MapSize::Input {
             eprintln!("note: eval compares maps with masks at the image's size: postprocess.map_size set to `input`");
             cfg.postprocess.map_size = MapSize::Input;
@@ -148,45 +152,75 @@ pub fn run(args: &EvalArgs) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         return fatal(&format!("cannot create output folder {}: {e}", args.out.display()));
     }
-    let layers = engine.backbone().geometry().layers;
-    let thresholds: BTreeMap<&'static str, f32> =
-        [("image", cfg.postprocess.image_threshold), ("pixel", cfg.pixel_threshold(layers))].into_iter().collect();
-    let layers = layers as f32;
-    let settings = Settings { range: (0.0, layers.max(1.0)), bins: args.pixel_bins, fpr_limit: args.fpr_limit };
-    let mut agg = match Aggregator::new(settings, engine.vocabulary(), &dataset.defect_types, baseline.is_some()) {
-        Ok(a) => a,
+    let scored_paths = dataset.samples.iter().map(|s| s.path.as_path());
+    let mut scorer = match args
+        .scoring
+        .profile(&engine, scored_paths)
+        .and_then(|p| Scorer::new(&engine, p, dataset.samples.len()))
+    {
+        Ok(s) => s,
         Err(e) => return fatal(&e),
     };
+    let mode = scorer.mode();
+    eprintln!("scoring: {}", scorer.describe(&engine));
+    let layers = engine.backbone().geometry().layers;
+    let fusion = engine.fusion(scorer.profile.as_deref());
+    let engine_thresholds = engine.thresholds(mode, scorer.profile.as_deref());
+    let (image_t, pixel_t) = engine_thresholds
+        .map_or((cfg.postprocess.image_threshold, cfg.pixel_threshold(layers)), |t| (t.image, t.pixel));
+    let thresholds: BTreeMap<&'static str, f32> = [("image", image_t), ("pixel", pixel_t)].into_iter().collect();
+    let text_range = (0.0, (layers as f32).max(1.0));
+    let range = if mode == ScoringMode::Text { text_range } else { (0.0, fusion.map_range(layers)) };
+    let settings = Settings { range, bins: args.pixel_bins, fpr_limit: args.fpr_limit };
+    let text_settings = (mode != ScoringMode::Text).then_some(Settings { range: text_range, ..settings });
+    let folders = (dataset.defect_types.as_slice(), dataset.folders_without_masks.as_slice());
+    let mut agg =
+        match Aggregator::new(settings, scorer.vocabulary(&engine), folders, baseline.is_some(), text_settings) {
+            Ok(a) => a,
+            Err(e) => return fatal(&e),
+        };
     for folder in &dataset.defect_types {
         if agg.word_of(folder).is_none() {
             eprintln!(
                 "note: folder `{folder}` is not a word of the vocabulary ({}): its images count for anomaly metrics, \
                  not for type metrics",
-                engine.vocabulary().join(", ")
+                scorer.vocabulary(&engine).join(", ")
             );
         }
     }
+    for folder in &dataset.folders_without_masks {
+        eprintln!("note: folder `{folder}` has no ground_truth/{folder}/: its images count at image level only");
+    }
     let mut gallery = Gallery::new(args.worst);
+    let order = scoring_order(mode, dataset.samples.len(), scorer.window.as_ref().map_or(0, |w| w.settings().window));
     let loop_start = Instant::now();
-    let bar = ProgressBar::new(dataset.samples.len() as u64);
+    let bar = ProgressBar::new(order.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} elapsed, ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for sample in &dataset.samples {
+    let priming = order.len() - dataset.samples.len();
+    for (step, &i) in order.iter().enumerate() {
+        let sample = &dataset.samples[i];
         bar.set_message(sample.stem.clone());
-        if let Err((stage, e)) =
-            evaluate_one(&engine, baseline.as_ref(), sample, &mut agg, &mut gallery, settings.range.1)
-        {
+        let job = Job { engine: &engine, baseline: baseline.as_ref(), range: settings.range.1, prime: step < priming };
+        if let Err((stage, e)) = evaluate_one(&job, &mut scorer, sample, &mut agg, &mut gallery) {
             bar.suspend(|| eprintln!("error: {}: {stage}: {e}", sample.path.display()));
-            agg.fail(sample, stage, e);
+            if step >= priming {
+                agg.fail(sample, stage, e);
+            }
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     let loop_s = loop_start.elapsed().as_secs_f64();
     let summary = agg.summary();
-    let context = Context { dataset: &dataset, engine: &engine, settings, thresholds, baseline };
+    let mode_info = ModeInfo {
+        mode: mode.name(),
+        description: scorer.describe(&engine),
+        settings: mode_settings(&engine, &scorer, &args.scoring),
+    };
+    let context = Context { dataset: &dataset, engine: &engine, settings, thresholds, baseline, mode: mode_info };
     if let Err(e) = write_outputs(args, &context, &agg, &summary, &gallery, (started, engine_s, loop_s)) {
         return fatal(&e);
     }
@@ -204,6 +238,16 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         f(o.aupro),
         args.out.join("report.md").display()
     );
+    if let Some(t) = &summary.text_only {
+        let o = &t.overall;
+        println!(
+            "text only (same run): image AUROC {}, pixel AUROC {}, AUPRO@{} {}",
+            f(o.image_auroc),
+            f(o.pixel_auroc),
+            args.fpr_limit,
+            f(o.aupro)
+        );
+    }
     if let Some(b) = &summary.baseline {
         let o = &b.overall;
         println!(
@@ -228,38 +272,106 @@ fn fatal(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Reads, inspects (with the engine and the baseline, if any) and aggregates one image; the error names the stage
-/// that failed.
+/// What every image of a run shares.
+struct Job<'a> {
+    engine: &'a Engine,
+    baseline: Option<&'a LocalContrast>,
+    /// Top of the anomaly map's range (the gallery's colour scale).
+    range: f32,
+    /// The image only fills the mutual window (its result is not counted).
+    prime: bool,
+}
+
+/// The order images are scored in: the data set's for text and golden samples; for mutual scoring a fixed
+/// shuffle (a production stream mixes good and defective parts), preceded by its last `window` images so that
+/// every counted image meets a full window of others (a window that has been running).
+fn scoring_order(mode: ScoringMode, n: usize, window: usize) -> Vec<usize> {
+    if mode != ScoringMode::Mutual {
+        return (0..n).collect();
+    }
+    let order = stream_order(n);
+    let warm = window.min(n.saturating_sub(1));
+    order[n - warm..].iter().chain(&order).copied().collect()
+}
+
+/// Reads, inspects (with the engine, the scorer's evidence and the baseline, if any) and aggregates one image;
+/// the error names the stage that failed.
 fn evaluate_one(
-    engine: &Engine,
-    baseline: Option<&LocalContrast>,
+    job: &Job<'_>,
+    scorer: &mut Scorer,
     sample: &Sample,
     agg: &mut Aggregator,
     gallery: &mut Gallery,
-    range: f32,
 ) -> Result<(), (&'static str, String)> {
     let t0 = Instant::now();
     let image = OwnedImage::open(&sample.path).map_err(|e| ("read image", e.to_string()))?;
-    let mask = match &sample.mask {
-        Some(path) => read_mask(path, image.width, image.height).map_err(|e| ("read mask", e.to_string()))?,
-        None => vec![false; image.width as usize * image.height as usize],
+    let mask = match (&sample.mask, sample.pixel_truth) {
+        (Some(path), _) => Some(read_mask(path, image.width, image.height).map_err(|e| ("read mask", e.to_string()))?),
+        (None, true) => Some(vec![false; image.width as usize * image.height as usize]),
+        (None, false) => None,
     };
     let read_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
-    let d: Detection = engine.inspect_one(&image.view()).map_err(|e| ("inference", e.to_string()))?;
+    let scored = scorer.score(job.engine, &image.view(), !job.prime).map_err(|e| ("inference", e.to_string()))?;
+    if job.prime {
+        return Ok(());
+    }
     let inference_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let base = baseline.map(|lc| {
+    let base = job.baseline.map(|lc| {
         let t2 = Instant::now();
         let map = lc.anomaly_map(&image.view());
         BaselineResult { map, ms: t2.elapsed().as_secs_f64() * 1e3 }
     });
-    agg.add(sample, &d, base.as_ref(), &mask, (image.width, image.height), (read_ms, inference_ms))
-        .map_err(|e| ("metrics", e))?;
+    let d = &scored.detection;
+    let observation = Observation {
+        sample,
+        detection: d,
+        text_only: scored.text_only.as_ref(),
+        baseline: base.as_ref(),
+        mask: mask.as_deref(),
+        size: (image.width, image.height),
+        timing: (read_ms, inference_ms),
+    };
+    agg.add(&observation).map_err(|e| ("metrics", e))?;
     if gallery.wants(sample.is_good(), d.score) {
         let name = format!("{}/{}", sample.folder, sample.stem);
-        gallery.offer(sample.is_good(), &name, &image.view().to_rgb(), &d, &mask, range);
+        let blank = vec![false; image.width as usize * image.height as usize];
+        gallery.offer(sample.is_good(), &name, &image.view().to_rgb(), d, mask.as_deref().unwrap_or(&blank), job.range);
     }
     Ok(())
+}
+
+/// The scoring settings the report records.
+fn mode_settings(engine: &Engine, scorer: &Scorer, opts: &ScoringOptions) -> BTreeMap<String, serde_json::Value> {
+    let mut m = BTreeMap::new();
+    let f = engine.fusion(scorer.profile.as_deref());
+    m.insert("fusion".to_string(), serde_json::json!(f.rule.name()));
+    m.insert("text_weight".to_string(), serde_json::json!(f.text_weight));
+    if !opts.references.is_empty() {
+        m.insert("references".to_string(), serde_json::json!(opts.references));
+        m.insert("shots".to_string(), serde_json::json!(opts.shots));
+    }
+    if let Some(p) = &scorer.profile {
+        m.insert("profile".to_string(), serde_json::json!(p.name()));
+        if let Some(info) = &p.profile().meta.references {
+            m.insert(
+                "reference_images".to_string(),
+                serde_json::json!(info.images.iter().map(|i| &i.name).collect::<Vec<_>>()),
+            );
+            m.insert("augmentation".to_string(), serde_json::json!(info.augmentation));
+            m.insert("coreset_fraction".to_string(), serde_json::json!(info.coreset_fraction));
+            m.insert("scale".to_string(), serde_json::json!(info.scale));
+            m.insert("memory_bytes".to_string(), serde_json::json!(p.profile().memory_bytes()));
+        }
+    }
+    if let Some(w) = &scorer.window {
+        let s = w.settings();
+        m.insert("mutual_window".to_string(), serde_json::json!(s.window));
+        m.insert("mutual_fraction".to_string(), serde_json::json!(s.fraction));
+        m.insert("mutual_min_pool".to_string(), serde_json::json!(s.min_pool));
+        m.insert("stream_order".to_string(), serde_json::json!("fixed shuffle (seed 0), primed with its last window"));
+    }
+    m
 }
 
 /// What the report echoes besides the metrics.
@@ -269,6 +381,7 @@ struct Context<'a> {
     settings: Settings,
     thresholds: BTreeMap<&'static str, f32>,
     baseline: Option<LocalContrast>,
+    mode: ModeInfo,
 }
 
 fn write_outputs(
@@ -325,8 +438,12 @@ fn write_outputs(
         ("pixel AUROC".to_string(), sets.iter().map(|m| m.pixel_auroc).collect()),
         (format!("AUPRO@{limit}"), sets.iter().map(|m| m.aupro).collect()),
     ];
+    // Same groups in the same order: every scorer comes from the same folders.
+    if let Some(t) = &summary.text_only {
+        let values = t.per_folder.iter().map(|(_, m)| m.pixel_auroc).chain(std::iter::once(t.overall.pixel_auroc));
+        series.push(("text-only pixel AUROC".to_string(), values.collect()));
+    }
     if let Some(b) = &summary.baseline {
-        // Same groups in the same order: both come from the same folders.
         let values = b.per_folder.iter().map(|(_, m)| m.pixel_auroc).chain(std::iter::once(b.overall.pixel_auroc));
         series.push(("baseline pixel AUROC".to_string(), values.collect()));
     }
@@ -343,6 +460,7 @@ fn write_outputs(
     let report = Report {
         loupe_version: env!("CARGO_PKG_VERSION"),
         definitions: report::DEFINITIONS,
+        mode: ctx.mode.clone(),
         dataset: DatasetInfo {
             path: args.dataset.display().to_string(),
             category: args.category.clone(),
@@ -365,6 +483,7 @@ fn write_outputs(
         per_type: summary.per_folder.iter().map(|(f, m)| (f.clone(), m)).collect(),
         multitype: &summary.multitype,
         baseline: ctx.baseline.as_ref().zip(summary.baseline.as_ref()).map(|(lc, b)| BaselineInfo::new(lc, b)),
+        text_only: summary.text_only.as_ref().map(TextOnlyInfo::new),
         timing: Timing::of(&agg.records, started.elapsed().as_secs_f64(), engine_s, loop_s),
         outputs,
         failures: &agg.failures,

@@ -18,7 +18,7 @@ pub mod histogram;
 pub mod multitype;
 pub mod pro;
 
-pub use binary::{Operating, RankedCounts};
+pub use binary::{F1Max, Operating, RankedCounts};
 pub use histogram::BinnedScores;
 pub use multitype::{ConfusionMatrix, TypeAccumulator, TypeSummary};
 pub use pro::{PixelAccumulator, ProCurve};
@@ -63,6 +63,14 @@ pub enum MetricError {
         expected: String,
         /// Found length or size.
         found: String,
+    },
+    /// The data cannot define the metric (pixel metrics of images with image labels only).
+    #[error("{what}: {reason}")]
+    Undefined {
+        /// The metric involved.
+        what: String,
+        /// Why.
+        reason: String,
     },
     /// An argument outside its domain (an FPR limit outside (0, 1], a bin count of 0, a class index too large).
     #[error("{what}: expected {expected}, found {found}")]
