@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, OwnedImage, render};
+use std::sync::Arc;
+
+use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, OwnedImage, Session, render};
 
 use crate::options::EngineOptions;
 use crate::report::ImageReport;
+use crate::scoring::ScoringOptions;
 
 /// File extensions taken from folders.
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
@@ -22,6 +25,8 @@ pub struct InspectArgs {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     engine: EngineOptions,
+    #[command(flatten)]
+    scoring: ScoringOptions,
     /// Defect words, comma-separated: restricts or extends the bank's vocabulary.
     #[arg(long, value_delimiter = ',')]
     defects: Option<Vec<String>>,
@@ -55,28 +60,37 @@ impl InspectArgs {
         if let Some(t) = self.pixel_threshold {
             cfg.postprocess.pixel_threshold = Some(t);
         }
+        self.scoring.apply(&mut cfg);
         self.engine.validate(&cfg)
     }
 }
 
 /// Runs `loupe inspect`. Exit status: 0 all images inspected, 1 some failed, 2 nothing could run.
+///
+/// Images run through one session, in the order given (folders sorted): with golden samples each is scored
+/// against them; with `--mutual` against the images before it (a rolling window, text only while it fills).
 pub fn run(args: &InspectArgs) -> ExitCode {
-    let engine = match args.config().and_then(|cfg| Ok((loupe_dapo::build_engine(&cfg)?, cfg))) {
-        Ok((engine, cfg)) => {
-            eprintln!("{}", crate::options::model_line(&cfg, &engine));
-            engine
-        }
-        Err(e) => {
-            crate::print_error("", &e);
-            return ExitCode::from(2);
-        }
-    };
     let images = match collect_images(&args.inputs) {
         Ok(v) if !v.is_empty() => v,
         Ok(_) => {
             crate::print_error("", &"no images found in the given paths");
             return ExitCode::from(2);
         }
+        Err(e) => {
+            crate::print_error("", &e);
+            return ExitCode::from(2);
+        }
+    };
+    let session = args.config().and_then(|cfg| {
+        let engine = Arc::new(loupe_dapo::build_engine(&cfg)?);
+        eprintln!("{}", crate::options::model_line(&cfg, &engine));
+        let profile = args.scoring.profile(&engine, images.iter().map(PathBuf::as_path))?;
+        let mut session = Session::new(engine)?;
+        session.set_profile(profile)?;
+        Ok(session)
+    });
+    let mut session = match session {
+        Ok(s) => s,
         Err(e) => {
             crate::print_error("", &e);
             return ExitCode::from(2);
@@ -95,7 +109,7 @@ pub fn run(args: &InspectArgs) -> ExitCode {
     let (mut failed, mut anomalous) = (0usize, 0usize);
     for path in &images {
         bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        match inspect_one(&engine, path, &args.out, &mut names) {
+        match inspect_one(&mut session, path, &args.out, &mut names) {
             Ok(d) => anomalous += usize::from(d.is_anomalous),
             Err(e) => {
                 failed += 1;
@@ -163,11 +177,17 @@ fn unique_stem(path: &Path, used: &mut HashSet<String>) -> String {
     name
 }
 
-fn inspect_one(engine: &Engine, path: &Path, out: &Path, used: &mut HashSet<String>) -> Result<Detection, LoupeError> {
+fn inspect_one(
+    session: &mut Session,
+    path: &Path,
+    out: &Path,
+    used: &mut HashSet<String>,
+) -> Result<Detection, LoupeError> {
     let image = OwnedImage::open(path)?;
-    let d = engine.inspect_one(&image.view())?;
+    let d = session.inspect(&image.view())?;
+    let engine: &Engine = session.engine();
     let stem = unique_stem(path, used);
-    let range = engine.backbone().geometry().layers as f32;
+    let range = d.map_range;
     let (w, h) = (d.anomaly_map.width as u32, d.anomaly_map.height as u32);
     let mut rgb = image.view().to_rgb();
     if rgb.dimensions() != (w, h) {

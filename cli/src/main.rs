@@ -1,11 +1,14 @@
-//! `loupe`: inspect images for defects, evaluate on data sets, benchmark, list plugins, print the configuration
-//! schema.
+//! `loupe`: inspect images for defects, evaluate on data sets, make and calibrate product profiles, benchmark,
+//! list plugins, print the configuration schema.
 
 mod bench;
+mod bench_reference;
+mod calibrate;
 mod eval;
 mod inspect;
 mod options;
 mod plugins;
+mod profile;
 mod references;
 mod report;
 mod scoring;
@@ -35,6 +38,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List loaded plugin libraries and the registered components.
     Plugins(plugins::PluginsArgs),
+    /// Time golden-sample scoring on given vectors per coreset fraction (JSON on stdout), or write such vectors.
+    BenchReference(bench_reference::BenchReferenceArgs),
+    /// Make a product profile from good reference images (golden samples), or show one.
+    Profile(profile::ProfileArgs),
+    /// Set a profile's image and pixel thresholds from good (and defective) images.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +60,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Plugins(args) => plugins::run(&args),
+        Command::Profile(args) => profile::run(&args),
+        Command::BenchReference(args) => bench_reference::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&loupe_sdk::LoupeConfig::json_schema()).unwrap_or_default());
             ExitCode::SUCCESS

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use loupe_sdk::{ComponentInfo, Detection, Region, Thresholds};
+use loupe_sdk::{ComponentInfo, Detection, Evidence, Region, Thresholds};
 use serde::Serialize;
 
 /// One image's result file.
@@ -14,8 +14,10 @@ pub struct ImageReport<'a> {
     pub width: usize,
     /// Output map height (pixels).
     pub height: usize,
-    /// Image anomaly score in [0, 1].
+    /// Image anomaly score (raw; in [0, 1] for text and the `mean`, `harmonic`, `reference` fusions).
     pub score: f32,
+    /// The score on a scale where the image threshold is 0.5 (as anomalib reports).
+    pub normalized_score: f32,
     /// `anomalous` or `normal`.
     pub label: &'static str,
     /// Most probable defect type of the image.
@@ -24,6 +26,8 @@ pub struct ImageReport<'a> {
     pub class_probabilities: BTreeMap<&'a str, f32>,
     /// Thresholds used.
     pub thresholds: Thresholds,
+    /// What the result rests on: text only, golden samples or mutual scoring, each evidence's image score.
+    pub evidence: &'a Evidence,
     /// The anomaly map's value range (the heatmap's colour scale).
     pub map_range: [f32; 2],
     /// Number of mask pixels.
@@ -51,6 +55,7 @@ impl<'a> ImageReport<'a> {
             width: d.anomaly_map.width,
             height: d.anomaly_map.height,
             score: d.score,
+            normalized_score: d.normalized_score,
             label: if d.is_anomalous { "anomalous" } else { "normal" },
             image_type: &d.image_type,
             class_probabilities: d
@@ -60,6 +65,7 @@ impl<'a> ImageReport<'a> {
                 .zip(d.class_probabilities.iter().copied())
                 .collect(),
             thresholds: d.thresholds,
+            evidence: &d.evidence,
             map_range: [0.0, map_range],
             mask_pixels: d.mask.iter().filter(|&&m| m != 0).count(),
             regions: &d.regions,

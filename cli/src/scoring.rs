@@ -45,12 +45,14 @@ pub struct ScoringOptions {
     pub text_weight: Option<f32>,
 }
 
-fn parse_augmentation(s: &str) -> Result<Augmentation, String> {
+/// Parses `--augment` as the configuration spells it.
+pub(crate) fn parse_augmentation(s: &str) -> Result<Augmentation, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .map_err(|_| format!("expected none, flips or rotations, found `{s}`"))
 }
 
-fn parse_fusion(s: &str) -> Result<FusionRule, String> {
+/// Parses `--fusion` as the configuration spells it.
+pub(crate) fn parse_fusion(s: &str) -> Result<FusionRule, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .map_err(|_| format!("expected mean, harmonic, layer_sum or reference, found `{s}`"))
 }
@@ -189,8 +191,25 @@ impl Scorer {
         }
     }
 
-    /// Scores one image; `compare`: also the text-only detection when reference evidence applies.
+    /// Scores one image; `compare`: also the text-only detection when reference evidence applies. In mutual mode
+    /// the image then joins the window.
     pub fn score(&mut self, engine: &Engine, image: &ImageView<'_>, compare: bool) -> Result<Scored, LoupeError> {
+        self.score_as(engine, image, compare, true)
+    }
+
+    /// As [`Scorer::score`], but in mutual mode the image stays out of the window (a defective calibration image
+    /// must not become a reference for the others).
+    pub fn score_apart(&mut self, engine: &Engine, image: &ImageView<'_>) -> Result<Scored, LoupeError> {
+        self.score_as(engine, image, false, false)
+    }
+
+    fn score_as(
+        &mut self,
+        engine: &Engine,
+        image: &ImageView<'_>,
+        compare: bool,
+        join: bool,
+    ) -> Result<Scored, LoupeError> {
         let features = engine.encode(std::slice::from_ref(image))?;
         let outputs = [engine.output_size(image)];
         let mode = self.mode();
@@ -198,7 +217,7 @@ impl Scorer {
         let (evidence, filling) = match (&mut self.window, mode) {
             (_, ScoringMode::Golden) => (engine.golden_evidence(&features, profile)?, false),
             (Some(w), ScoringMode::Mutual) => {
-                let e = w.evidence(&features[0])?;
+                let e = if join { w.evidence(&features[0])? } else { w.evidence_apart(&features[0])? };
                 let filling = e.is_none();
                 (vec![e], filling)
             }

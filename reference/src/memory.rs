@@ -22,9 +22,9 @@ pub struct MemoryLayer {
 }
 
 impl MemoryLayer {
-    /// A layer from stored rows (`[n, dim]`) and owners (`[n]`, ascending); rows are re-normalised, so a file's
-    /// rounding cannot matter. Fails on ragged rows, a length mismatch, descending owners, non-finite values or
-    /// an empty layer.
+    /// A layer from stored rows (`[n, dim]`) and owners (`[n]`, ascending); a row whose norm is not 1 (within
+    /// 1e-5) is normalised, so stored rows come back bit for bit and foreign ones still work. Fails on ragged
+    /// rows, a length mismatch, descending owners, non-finite values or an empty layer.
     pub fn new(rows: Vec<f32>, owners: Vec<u32>, dim: usize) -> Result<Self> {
         if dim == 0 || rows.is_empty() || !rows.len().is_multiple_of(dim) {
             return Err(ReferenceError::shape(
@@ -48,7 +48,12 @@ impl MemoryLayer {
             return Err(ReferenceError::invalid(format!("memory value {i}"), "a finite number", rows[i]));
         }
         let mut rows = rows;
-        rows.chunks_mut(dim).for_each(crate::patches::normalize);
+        for row in rows.chunks_mut(dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if (norm - 1.0).abs() > 1e-5 {
+                crate::patches::normalize(row);
+            }
+        }
         Ok(Self { rows, owners })
     }
 

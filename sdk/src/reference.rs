@@ -115,17 +115,25 @@ impl MutualWindow {
     /// The evidence of `f` against the window (none while it fills), then adds `f` to the window.
     pub fn evidence(&mut self, f: &ImageFeatures) -> Result<Option<ReferenceEvidence>> {
         let set = patch_set(f)?;
+        let evidence = self.score(&set)?;
+        self.pool.push(&set, evidence.as_ref().map(|e| e.raw.clone()))?;
+        Ok(evidence)
+    }
+
+    /// The evidence of `f` against the window (none while it fills), leaving the window as it was.
+    pub fn evidence_apart(&mut self, f: &ImageFeatures) -> Result<Option<ReferenceEvidence>> {
+        self.score(&patch_set(f)?)
+    }
+
+    fn score(&mut self, set: &PatchSet) -> Result<Option<ReferenceEvidence>> {
         if self.pool.len() < self.settings.min_pool {
-            self.pool.push(&set, None)?;
             return Ok(None);
         }
         // Members that joined while the window filled get their own scores now, once.
         self.pool.score_members(self.settings.fraction)?;
         let scale = pool_scale(&self.pool);
-        let raw = self.pool.score(&set, None, self.settings.fraction)?;
-        let evidence = ReferenceEvidence::new(ScoringMode::Mutual, raw.clone(), scale, self.pool.len())?;
-        self.pool.push(&set, Some(raw))?;
-        Ok(Some(evidence))
+        let raw = self.pool.score(set, None, self.settings.fraction)?;
+        Ok(Some(ReferenceEvidence::new(ScoringMode::Mutual, raw, scale, self.pool.len())?))
     }
 }
 
