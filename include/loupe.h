@@ -7,9 +7,10 @@
  * Conventions:
  *  - Every fallible function returns a LoupeStatus; LOUPE_STATUS_OK is 0. On failure, loupe_last_error()
  *    describes what was wrong (file, field, expected vs found) and out-parameters are set to NULL/0.
- *  - Handles (LoupeEngine, LoupeSession, LoupeResult) are created by loupe_*_create* / loupe_session_inspect*
- *    and released by the matching loupe_*_destroy. NULL, destroyed or wrong-kind handles are refused with a
- *    status, never dereferenced.
+ *  - Handles (LoupeEngine, LoupeSession, LoupeResult, LoupeProfile) are created by loupe_*_create*,
+ *    loupe_session_inspect* and loupe_profile_load, and released by the matching loupe_*_destroy. NULL, destroyed
+ *    or wrong-kind handles are refused with a status, never dereferenced.
+ *  - Structs that may grow (LoupeProfileOptions, LoupeEvidence) start with struct_size: set it to their sizeof.
  *  - Image views are borrowed for the call only; strings and arrays returned by accessors are owned by the
  *    handle they came from.
  *  - Each function's comment states its thread-safety.
@@ -23,10 +24,11 @@
 #include <stdint.h>
 
 /**
- * Version of the C interface described by this header. It changes only when a declaration changes
- * incompatibly; compare it with `loupe_c_api_version()` to detect a header/library mismatch.
+ * Version of the C interface described by this header. It changes when declarations change (version 2: profiles,
+ * mutual scoring, result evidence, `LOUPE_STATUS_PROFILE`); compare it with `loupe_c_api_version()` to detect a
+ * header/library mismatch.
  */
-#define LOUPE_C_API_VERSION 1
+#define LOUPE_C_API_VERSION 2
 
 /**
  * Configuration text format: TOML.
@@ -62,6 +64,38 @@
  * Pixel format: four 8-bit channels in the order R, G, B, A; alpha is ignored.
  */
 #define LOUPE_FORMAT_RGBA8 4
+
+/**
+ * Reference augmentation: the images only.
+ */
+#define LOUPE_AUGMENTATION_NONE 0
+
+/**
+ * Reference augmentation: each image plus its horizontal and vertical mirror images and its half turn (4 views).
+ * Only for products whose normal appearance does not change when mirrored.
+ */
+#define LOUPE_AUGMENTATION_FLIPS 1
+
+/**
+ * Reference augmentation: each image under the 8 symmetries of the square (quarter turns and their mirror
+ * images). Only for products whose normal appearance does not change when turned or mirrored.
+ */
+#define LOUPE_AUGMENTATION_ROTATIONS 2
+
+/**
+ * Scoring mode of a result: text evidence only (DAPO as published; also while a mutual window fills).
+ */
+#define LOUPE_MODE_TEXT 0
+
+/**
+ * Scoring mode of a result: against the golden samples (reference images) of a profile.
+ */
+#define LOUPE_MODE_GOLDEN 1
+
+/**
+ * Scoring mode of a result: against other images (the other images of a batch, or a session's window).
+ */
+#define LOUPE_MODE_MUTUAL 2
 
 /**
  * Outcome of a C API call. `LOUPE_STATUS_OK` is 0; every other value comes with a message in
@@ -141,6 +175,11 @@ typedef enum LoupeStatus {
    * Any other error.
    */
   LOUPE_STATUS_ERROR = 17,
+  /**
+   * A product profile is missing, malformed (truncated, not a profile), or made for another backbone model;
+   * the message names the file (or the profile).
+   */
+  LOUPE_STATUS_PROFILE = 18,
 } LoupeStatus;
 
 /**
@@ -150,16 +189,114 @@ typedef enum LoupeStatus {
 typedef struct LoupeEngine LoupeEngine;
 
 /**
+ * A product profile (vocabulary, calibrated thresholds, fusion settings, golden samples) bound to an engine's
+ * backbone model. Opaque; create with `loupe_profile_load` or `loupe_profile_create`, destroy with
+ * `loupe_profile_destroy`. Immutable: any number of threads and sessions may use one profile at the same time.
+ */
+typedef struct LoupeProfile LoupeProfile;
+
+/**
  * The result of inspecting one image. Opaque; read with the `loupe_result_*` accessors, release with
  * `loupe_result_destroy`. Immutable: any number of threads may read one result at the same time.
  */
 typedef struct LoupeResult LoupeResult;
 
 /**
- * A per-thread inspection context. Opaque; create with `loupe_session_create`, destroy with
- * `loupe_session_destroy`.
+ * A per-thread inspection context: its profile and its mutual-scoring window. Opaque; create with
+ * `loupe_session_create`, destroy with `loupe_session_destroy`.
  */
 typedef struct LoupeSession LoupeSession;
+
+/**
+ * A borrowed 8-bit image in caller memory: `height` rows, `stride` bytes apart, each holding `width` pixels of
+ * `format` (`LOUPE_FORMAT_*`). Loupe reads it only during the call it is passed to and never keeps it.
+ * `stride` 0 means tightly packed (`width * channels`). Format values start at 1 so that a zeroed view is
+ * refused rather than read as gray.
+ */
+typedef struct LoupeImageView {
+  /**
+   * First byte of the first row.
+   */
+  const uint8_t *data;
+  /**
+   * Width in pixels.
+   */
+  uint32_t width;
+  /**
+   * Height in pixels.
+   */
+  uint32_t height;
+  /**
+   * Bytes from the start of one row to the start of the next (OpenCV: `mat.step[0]`); 0 = packed.
+   */
+  size_t stride;
+  /**
+   * One of `LOUPE_FORMAT_GRAY8`, `LOUPE_FORMAT_RGB8`, `LOUPE_FORMAT_BGR8`, `LOUPE_FORMAT_RGBA8`.
+   */
+  uint32_t format;
+} LoupeImageView;
+
+/**
+ * Options of `loupe_profile_create`. Zero-initialise it, set `struct_size` to `sizeof(LoupeProfileOptions)`, then
+ * the fields wanted: a zero field means its default. Fields may be appended in later versions (`struct_size` tells
+ * the library which ones the caller knows).
+ */
+typedef struct LoupeProfileOptions {
+  /**
+   * `sizeof(LoupeProfileOptions)`.
+   */
+  uint32_t struct_size;
+  /**
+   * The profile's name (customer, part), UTF-8; NULL = `"profile"`. Copied during the call.
+   */
+  const char *name;
+  /**
+   * `LOUPE_AUGMENTATION_NONE` (0), `LOUPE_AUGMENTATION_FLIPS` (1) or `LOUPE_AUGMENTATION_ROTATIONS` (2).
+   */
+  uint32_t augmentation;
+  /**
+   * Share of the reference patches the greedy coreset keeps, in (0, 1]; 0 = 1 (keep all). Smaller profiles
+   * and faster inspections for a little accuracy.
+   */
+  float coreset_fraction;
+  /**
+   * Seed of the coreset (its first row and projection): the same seed gives the same profile.
+   */
+  uint64_t seed;
+} LoupeProfileOptions;
+
+/**
+ * What a result's score rests on, copied out by `loupe_result_evidence`. Set `struct_size` to
+ * `sizeof(LoupeEvidence)` before the call: fields may be appended in later versions, and the library writes only
+ * the fields that fit in `struct_size`.
+ */
+typedef struct LoupeEvidence {
+  /**
+   * Set by the caller to `sizeof(LoupeEvidence)`; never written by Loupe.
+   */
+  uint32_t struct_size;
+  /**
+   * `LOUPE_MODE_TEXT`, `LOUPE_MODE_GOLDEN` or `LOUPE_MODE_MUTUAL`.
+   */
+  uint32_t mode;
+  /**
+   * The text evidence's image score (what the score is in text mode).
+   */
+  float text_score;
+  /**
+   * The reference evidence's normalised image score (0.5 at the edge of normal variation); NaN in text mode.
+   */
+  float reference_score;
+  /**
+   * Reference images (golden) or other images (mutual) compared with; 0 in text mode.
+   */
+  uint32_t pool;
+  /**
+   * True when mutual scoring was on but the session's window held fewer than `reference.mutual_min_pool`
+   * images: the result is text only (mode `LOUPE_MODE_TEXT`), and the image joined the window.
+   */
+  bool window_filling;
+} LoupeEvidence;
 
 /**
  * A connected region of the mask, in output-map pixels.
@@ -204,35 +341,6 @@ typedef struct LoupeRegion {
    */
   float max_score;
 } LoupeRegion;
-
-/**
- * A borrowed 8-bit image in caller memory: `height` rows, `stride` bytes apart, each holding `width` pixels of
- * `format` (`LOUPE_FORMAT_*`). Loupe reads it only during the call it is passed to and never keeps it.
- * `stride` 0 means tightly packed (`width * channels`). Format values start at 1 so that a zeroed view is
- * refused rather than read as gray.
- */
-typedef struct LoupeImageView {
-  /**
-   * First byte of the first row.
-   */
-  const uint8_t *data;
-  /**
-   * Width in pixels.
-   */
-  uint32_t width;
-  /**
-   * Height in pixels.
-   */
-  uint32_t height;
-  /**
-   * Bytes from the start of one row to the start of the next (OpenCV: `mat.step[0]`); 0 = packed.
-   */
-  size_t stride;
-  /**
-   * One of `LOUPE_FORMAT_GRAY8`, `LOUPE_FORMAT_RGB8`, `LOUPE_FORMAT_BGR8`, `LOUPE_FORMAT_RGBA8`.
-   */
-  uint32_t format;
-} LoupeImageView;
 
 #ifdef __cplusplus
 extern "C" {
@@ -287,8 +395,8 @@ enum LoupeStatus loupe_engine_create_from_string(const char *text,
 
 /**
  * Destroys an engine handle. Sessions created from it keep working (they hold the engine until they are
- * destroyed). NULL is accepted and does nothing; a handle that is not a live engine gives
- * `LOUPE_STATUS_INVALID_HANDLE`.
+ * destroyed), and so do profiles bound to it (they hold their own data). NULL is accepted and does nothing; a
+ * handle that is not a live engine gives `LOUPE_STATUS_INVALID_HANDLE`.
  *
  * Thread-safety: safe from any thread; a call racing with it on the same handle either completes normally or
  * gets `LOUPE_STATUS_INVALID_HANDLE`.
@@ -333,6 +441,97 @@ enum LoupeStatus loupe_engine_class_name(const struct LoupeEngine *engine,
 const char *loupe_last_error(void);
 
 /**
+ * Loads a profile file (`loupe profile create`, `loupe_profile_save`) and binds it to `engine`'s backbone: its
+ * model, layers, dimension and grid are checked and the text matrix of its vocabulary is computed once.
+ *
+ * On success `*out_profile` receives a new handle, to be released with `loupe_profile_destroy`; on failure it is
+ * set to NULL. A missing or unreadable file gives `LOUPE_STATUS_IO`; a file that is not a profile, is truncated
+ * or corrupt, or was made for another backbone model gives `LOUPE_STATUS_PROFILE`; both messages name the file.
+ *
+ * Thread-safety: safe from any thread, concurrently on one engine.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out_profile` is NULL or valid for writing a pointer.
+ */
+enum LoupeStatus loupe_profile_load(const struct LoupeEngine *engine,
+                                    const char *path,
+                                    struct LoupeProfile **out_profile);
+
+/**
+ * Makes a profile with golden samples from `count` (at least 2) good reference images of one product, with
+ * `engine`'s backbone: each image (and each augmented view) is encoded once, its patch features kept as the
+ * reference memory, and the scale of normal variation measured between the references. The profile is bound to
+ * `engine`; its vocabulary and fusion are the engine's, it has no calibrated thresholds. The images are recorded
+ * in it as `references[0]`, `references[1]`, ... with the SHA-256 of their pixels. `options` NULL means all
+ * defaults (name `"profile"`, no augmentation, keep all patches, seed 0).
+ *
+ * On success `*out_profile` receives a new handle, to be released with `loupe_profile_destroy` (save it with
+ * `loupe_profile_save`); on failure it is set to NULL. Fewer than 2 images give `LOUPE_STATUS_MISMATCH`; a bad
+ * view `LOUPE_STATUS_IMAGE`, naming `references[i]`.
+ *
+ * Thread-safety: safe from any thread, concurrently on one engine.
+ *
+ * # Safety
+ * `references` is NULL or points to `count` views, each as for `loupe_session_inspect`; `options` is NULL or
+ * points to a `LoupeProfileOptions` whose `struct_size` bytes are readable; `out_profile` is NULL or valid for
+ * writing a pointer.
+ */
+enum LoupeStatus loupe_profile_create(const struct LoupeEngine *engine,
+                                      const struct LoupeImageView *references,
+                                      size_t count,
+                                      const struct LoupeProfileOptions *options,
+                                      struct LoupeProfile **out_profile);
+
+/**
+ * Writes the profile to `path` (safetensors: the reference memory as tensors, the rest as JSON metadata),
+ * replacing the file. `loupe_profile_load`, the `profile` configuration field and the `loupe` command read it back.
+ *
+ * Thread-safety: safe from any thread (two calls must not write the same file).
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string.
+ */
+enum LoupeStatus loupe_profile_save(const struct LoupeProfile *profile,
+                                    const char *path);
+
+/**
+ * Destroys a profile handle. Sessions using the profile keep it (they hold it until they switch profile or are
+ * destroyed), and results made with it stay valid. NULL is accepted and does nothing; a handle that is not a live
+ * profile gives `LOUPE_STATUS_INVALID_HANDLE`.
+ *
+ * Thread-safety: safe from any thread, but the name returned by `loupe_profile_name` dies with the handle: no
+ * thread may still read it.
+ *
+ * # Safety
+ * None beyond passing a value received from Loupe (any value is checked).
+ */
+enum LoupeStatus loupe_profile_destroy(struct LoupeProfile *profile);
+
+/**
+ * The profile's name (`LoupeProfileOptions.name`, or the name recorded in its file). The string is owned by the
+ * profile handle: do not free it; it stays valid until `loupe_profile_destroy`.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `out_name` is NULL or valid for writing a pointer.
+ */
+enum LoupeStatus loupe_profile_name(const struct LoupeProfile *profile,
+                                    const char **out_name);
+
+/**
+ * Whether the profile holds golden samples (a reference memory). Images inspected with such a profile are scored
+ * against them (`LOUPE_MODE_GOLDEN`); with a profile without them, by text alone or mutually.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `out_has_references` is NULL or valid for writing a `bool`.
+ */
+enum LoupeStatus loupe_profile_has_references(const struct LoupeProfile *profile,
+                                              bool *out_has_references);
+
+/**
  * Destroys a result; pointers obtained from its accessors become invalid. NULL is accepted and does nothing; a
  * handle that is not a live result gives `LOUPE_STATUS_INVALID_HANDLE`.
  *
@@ -345,14 +544,17 @@ const char *loupe_last_error(void);
 enum LoupeStatus loupe_result_destroy(struct LoupeResult *result);
 
 /**
- * The image anomaly score, in [0, 1].
+ * The image anomaly score (raw): in [0, 1] for text-only results and the `mean`, `harmonic` and `reference`
+ * fusions, [0, 3] for `layer_sum`. Compare it with the image threshold (`loupe_result_thresholds`), or read
+ * `loupe_result_normalized_score` for a scale that is the same in every mode.
  *
  * Thread-safety: safe from any thread.
  *
  * # Safety
  * `out_score` is NULL or valid for writing a `float`.
  */
-enum LoupeStatus loupe_result_score(const struct LoupeResult *result, float *out_score);
+enum LoupeStatus loupe_result_score(const struct LoupeResult *result,
+                                    float *out_score);
 
 /**
  * The label: true when the score is above the image threshold (the image is anomalous).
@@ -438,8 +640,9 @@ enum LoupeStatus loupe_result_anomaly_map(const struct LoupeResult *result,
                                           uint32_t *out_height);
 
 /**
- * The anomaly map's full range (its number of feature layers): the top of a colour scale that means the same on
- * every image.
+ * The top of the anomaly map's range: the number of feature layers for text-only results, 1.0 for results fused
+ * with reference evidence (golden samples or mutual scoring; `layer_sum` fusion: 3 x layers). The top of a colour
+ * scale that means the same on every image of that mode.
  *
  * Thread-safety: safe from any thread.
  *
@@ -448,6 +651,35 @@ enum LoupeStatus loupe_result_anomaly_map(const struct LoupeResult *result,
  */
 enum LoupeStatus loupe_result_map_range(const struct LoupeResult *result,
                                         float *out_range);
+
+/**
+ * The image score on a scale where the image threshold is 0.5, in [0, 1] (linear from 0 to the threshold and from
+ * the threshold to the top of the score's range): comparable between scoring modes, fusions and profiles, whose
+ * raw scores have different ranges and thresholds. Use `loupe_result_is_anomalous` for the label.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `out_score` is NULL or valid for writing a `float`.
+ */
+enum LoupeStatus loupe_result_normalized_score(const struct LoupeResult *result,
+                                               float *out_score);
+
+/**
+ * Which evidence the result rests on: scoring mode, text and reference image scores, the pool compared with and
+ * whether a mutual window was still filling. The caller sets `out_evidence->struct_size` to
+ * `sizeof(LoupeEvidence)`; a smaller value than this version's fields is refused with
+ * `LOUPE_STATUS_INVALID_ARGUMENT` and nothing is written. On any other failure the fields are cleared (mode
+ * `LOUPE_MODE_TEXT`, scores 0, reference score NaN). `struct_size` itself is never written.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `out_evidence` is NULL or points to a `LoupeEvidence` whose `struct_size` is readable and which is valid for
+ * writing `struct_size` bytes.
+ */
+enum LoupeStatus loupe_result_evidence(const struct LoupeResult *result,
+                                       struct LoupeEvidence *out_evidence);
 
 /**
  * The binary mask: `width * height` bytes, 0 or 255, row-major, the anomaly map's size. Owned by the result
@@ -516,7 +748,9 @@ enum LoupeStatus loupe_result_write_overlay(const struct LoupeResult *result,
 
 /**
  * Creates a session on `engine`. Make one per thread that inspects; many sessions can share one engine. The
- * session keeps the engine alive until it is destroyed.
+ * session keeps the engine alive until it is destroyed. It starts with the engine's default profile (the
+ * configuration's `profile`, if any) and with mutual scoring as `reference.mutual` and `reference.mutual_window`
+ * say (off by default), its window empty.
  *
  * On success `*out_session` receives a new handle, to be released with `loupe_session_destroy`; on failure it is
  * set to NULL.
@@ -530,8 +764,8 @@ enum LoupeStatus loupe_session_create(const struct LoupeEngine *engine,
                                       struct LoupeSession **out_session);
 
 /**
- * Destroys a session. Results it produced stay valid. NULL is accepted and does nothing; a handle that is not a
- * live session gives `LOUPE_STATUS_INVALID_HANDLE`.
+ * Destroys a session, with its mutual window. Results it produced stay valid. NULL is accepted and does nothing;
+ * a handle that is not a live session gives `LOUPE_STATUS_INVALID_HANDLE`.
  *
  * Thread-safety: safe from any thread; an inspection running on the session at the same time completes
  * normally, later calls get `LOUPE_STATUS_INVALID_HANDLE`.
@@ -542,8 +776,13 @@ enum LoupeStatus loupe_session_create(const struct LoupeEngine *engine,
 enum LoupeStatus loupe_session_destroy(struct LoupeSession *session);
 
 /**
- * Inspects one image: detection (score, label, type) and segmentation (maps, mask, regions) in one call. The
- * pixels are read during the call only, never copied beyond the model's input.
+ * Inspects one image: detection (score, label, type) and segmentation (maps, mask, regions) in one call, with
+ * the session's profile. The pixels are read during the call only, never copied beyond the model's input.
+ *
+ * The evidence (`loupe_result_evidence`): the profile's golden samples when it holds them; otherwise, with mutual
+ * scoring on (`loupe_session_set_mutual`), the session's window of the last images: while it holds fewer than
+ * `reference.mutual_min_pool` (default 4) images the result is text only and flagged `window_filling`; then the
+ * image joins the window (the oldest leaves when it is full); otherwise text only.
  *
  * On success `*out_result` receives a new result, to be released with `loupe_result_destroy`; on failure it is
  * set to NULL.
@@ -561,9 +800,14 @@ enum LoupeStatus loupe_session_inspect(struct LoupeSession *session,
 
 /**
  * Inspects `count` images in batches of the configured `engine.batch_size` (faster than one by one on large
- * models). `out_results` must have room for `count` pointers; on success each receives a new result (release
- * each with `loupe_result_destroy`), on failure all are set to NULL and none needs releasing. `count` 0 succeeds
- * and writes nothing (then `images` and `out_results` may be NULL).
+ * models), with the session's profile. `out_results` must have room for `count` pointers; on success each
+ * receives a new result (release each with `loupe_result_destroy`), on failure all are set to NULL and none needs
+ * releasing. `count` 0 succeeds and writes nothing (then `images` and `out_results` may be NULL).
+ *
+ * The evidence: the profile's golden samples when it holds them; otherwise, with mutual scoring on, each image
+ * against the other images of this batch (pool `count - 1`): a batch needs more than `reference.mutual_min_pool`
+ * images (default: at least 5), a smaller one is refused with `LOUPE_STATUS_MISMATCH` naming that setting. The
+ * session's window is neither used nor changed.
  *
  * Thread-safety: as `loupe_session_inspect`.
  *
@@ -575,6 +819,74 @@ enum LoupeStatus loupe_session_inspect_batch(struct LoupeSession *session,
                                              const struct LoupeImageView *images,
                                              size_t count,
                                              struct LoupeResult **out_results);
+
+/**
+ * Chooses the profile the session inspects with from now on: `profile`, or NULL for the engine's default profile
+ * (the configuration's `profile`; none: the engine's vocabulary and thresholds, no golden samples). The session
+ * holds the profile: the handle may be destroyed while the session uses it. The mutual window is cleared (it held
+ * another product's images). A profile bound to another backbone model than the session's engine runs gives
+ * `LOUPE_STATUS_PROFILE` and leaves the session as it was. A profile carries the text matrix of the engine it was
+ * bound to (its own vocabulary, or that engine's): use it with sessions of that engine.
+ *
+ * Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+ * `LOUPE_STATUS_BUSY`); a profile may be set on any number of sessions, from any threads.
+ *
+ * # Safety
+ * None beyond passing values received from Loupe (handles are checked).
+ */
+enum LoupeStatus loupe_session_set_profile(struct LoupeSession *session,
+                                           const struct LoupeProfile *profile);
+
+/**
+ * Inspects one image with `profile` for this call only (its golden samples, or text alone when it has none),
+ * as `loupe_session_inspect` otherwise: the session's own profile and its mutual window are neither used nor
+ * changed. A profile bound to another backbone model gives `LOUPE_STATUS_PROFILE`.
+ *
+ * On success `*out_result` receives a new result, to be released with `loupe_result_destroy`; on failure it is
+ * set to NULL.
+ *
+ * Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+ * `LOUPE_STATUS_BUSY`); the profile may be used by other sessions at the same time.
+ *
+ * # Safety
+ * `image` is NULL or a view as for `loupe_session_inspect`; `out_result` is NULL or valid for writing a pointer.
+ */
+enum LoupeStatus loupe_session_inspect_with_profile(struct LoupeSession *session,
+                                                    const struct LoupeProfile *profile,
+                                                    const struct LoupeImageView *image,
+                                                    struct LoupeResult **out_result);
+
+/**
+ * Turns mutual scoring of single inspections on or off for this session (whatever `reference.mutual` says).
+ * `window` 0 turns it off and frees the window; `window` N turns it on with a new, empty window of the last N
+ * images: each image given to `loupe_session_inspect` is scored against the images in the window (text only,
+ * flagged `window_filling`, while it holds fewer than `reference.mutual_min_pool` images), then joins it. N must be
+ * at least `reference.mutual_min_pool` (default 4; a smaller window would never score): otherwise
+ * `LOUPE_STATUS_INVALID_ARGUMENT`. It also makes `loupe_session_inspect_batch` score each image against the others
+ * of its batch. Mutual scoring applies only while the session's profile holds no golden samples (they take
+ * precedence). Memory: N x layers x patches x feature dimension x 4 bytes.
+ *
+ * Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+ * `LOUPE_STATUS_BUSY`).
+ *
+ * # Safety
+ * None beyond passing a value received from Loupe (handles are checked).
+ */
+enum LoupeStatus loupe_session_set_mutual(struct LoupeSession *session,
+                                          uint32_t window);
+
+/**
+ * The number of images in the session's mutual window (0 when mutual scoring is off or the window was just
+ * cleared; at most the window size).
+ *
+ * Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+ * `LOUPE_STATUS_BUSY`).
+ *
+ * # Safety
+ * `out_count` is NULL or valid for writing a `size_t`.
+ */
+enum LoupeStatus loupe_session_window_len(const struct LoupeSession *session,
+                                          size_t *out_count);
 
 /**
  * Returns the name of a status code (`"LOUPE_STATUS_CONFIG"`), or `"LOUPE_STATUS_UNKNOWN"` for a number that is

@@ -6,15 +6,23 @@
 //                                                 loupe::PixelFormat::Bgr8));
 //   if (r.is_anomalous()) { for (const loupe::Region& reg : r.regions()) { ... } }
 //
+//   // One engine, one profile per customer (golden samples from good parts, or a profile file):
+//   loupe::Profile acme = loupe::Profile::create(engine, good_views, {"acme"});
+//   loupe::Profile zenith = loupe::Profile::load(engine, "zenith.safetensors");
+//   session.set_profile(&acme);                       // from now on; nullptr = the engine's default
+//   loupe::Result z = session.inspect(view, zenith);  // this call only
+//
 // Classes own one handle each and are move-only; the destructor releases it. A failed call throws loupe::Error,
 // which carries the LoupeStatus and loupe_last_error()'s message. Thread-safety is that of the C functions
-// (see loupe.h): Engine and Result may be used from any thread, a Session from one thread at a time.
+// (see loupe.h): Engine, Profile and Result may be used from any thread, a Session from one thread at a time.
 // Guide: docs/c-api.md.
 #ifndef LOUPE_HPP
 #define LOUPE_HPP
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -124,16 +132,66 @@ struct Region {
     float max_score = 0.0f;
 };
 
+/// What a result's score rests on (the LOUPE_MODE_* values).
+enum class ScoringMode : uint32_t {
+    Text = LOUPE_MODE_TEXT,      ///< text evidence only
+    Golden = LOUPE_MODE_GOLDEN,  ///< against a profile's golden samples
+    Mutual = LOUPE_MODE_MUTUAL,  ///< against other images (the batch, or the session's window)
+};
+
+/// Its name: "text", "golden" or "mutual".
+inline const char* name(ScoringMode mode) noexcept {
+    switch (mode) {
+        case ScoringMode::Golden:
+            return "golden";
+        case ScoringMode::Mutual:
+            return "mutual";
+        case ScoringMode::Text:
+            break;
+    }
+    return "text";
+}
+
+/// Which evidence a result rests on (LoupeEvidence).
+struct Evidence {
+    ScoringMode mode = ScoringMode::Text;
+    float text_score = 0.0f;               ///< the text evidence's image score
+    std::optional<float> reference_score;  ///< the reference evidence's normalised image score, if any
+    uint32_t pool = 0;                     ///< references (golden) or other images (mutual) compared with
+    bool window_filling = false;           ///< mutual on, but the session's window was still filling: text only
+};
+
 /// The result of inspecting one image. Move-only; may be read from several threads at once.
 class Result {
 public:
     explicit Result(LoupeResult* raw) noexcept : handle_(raw) {}
 
-    /// Image anomaly score in [0, 1].
+    /// Image anomaly score (raw; in [0, 1] except with layer_sum fusion). Compare with thresholds().first.
     float score() const {
         float v = 0.0f;
         detail::check(loupe_result_score(get(), &v));
         return v;
+    }
+    /// The score on a scale where the image threshold is 0.5, in [0, 1]: comparable between modes and profiles.
+    float normalized_score() const {
+        float v = 0.0f;
+        detail::check(loupe_result_normalized_score(get(), &v));
+        return v;
+    }
+    /// Which evidence the score rests on: text, golden samples or other images.
+    Evidence evidence() const {
+        LoupeEvidence e{};
+        e.struct_size = sizeof e;
+        detail::check(loupe_result_evidence(get(), &e));
+        Evidence out;
+        out.mode = static_cast<ScoringMode>(e.mode);
+        out.text_score = e.text_score;
+        if (!std::isnan(e.reference_score)) {
+            out.reference_score = e.reference_score;
+        }
+        out.pool = e.pool;
+        out.window_filling = e.window_filling;
+        return out;
     }
     /// The label: score above the image threshold.
     bool is_anomalous() const {
@@ -182,7 +240,7 @@ public:
         detail::check(loupe_result_anomaly_map(get(), &m.data, &m.width, &m.height));
         return m;
     }
-    /// Top of the anomaly map's range (its number of feature layers).
+    /// Top of the anomaly map's range: the number of feature layers for text, 1 for fused results.
     float map_range() const {
         float v = 0.0f;
         detail::check(loupe_result_map_range(get(), &v));
@@ -264,7 +322,71 @@ private:
     detail::Handle<LoupeEngine, loupe_engine_destroy> handle_;
 };
 
-/// A per-thread inspection context on an Engine (which it keeps alive). Move-only; one thread at a time.
+/// Reference augmentation for Profile::create (the LOUPE_AUGMENTATION_* values).
+enum class Augmentation : uint32_t {
+    None = LOUPE_AUGMENTATION_NONE,            ///< the images only
+    Flips = LOUPE_AUGMENTATION_FLIPS,          ///< plus mirror images and half turn (4 views)
+    Rotations = LOUPE_AUGMENTATION_ROTATIONS,  ///< the 8 symmetries of the square
+};
+
+/// Options of Profile::create (LoupeProfileOptions).
+struct ProfileOptions {
+    std::string name = "profile";                   ///< the customer or part
+    Augmentation augmentation = Augmentation::None;  ///< views added per reference
+    float coreset_fraction = 1.0f;                   ///< share of reference patches kept, in (0, 1]
+    uint64_t seed = 0;                               ///< coreset seed
+};
+
+/// A product profile (vocabulary, thresholds, fusion, golden samples) bound to an engine's backbone. Move-only;
+/// immutable, so any number of threads and sessions may use one. Sessions hold what they use: a Profile may be
+/// destroyed while sessions still inspect with it.
+class Profile {
+public:
+    /// Loads a profile file (made by `loupe profile create` or save()) and binds it to `engine`.
+    static Profile load(const Engine& engine, const std::string& path) {
+        LoupeProfile* raw = nullptr;
+        detail::check(loupe_profile_load(engine.get(), path.c_str(), &raw));
+        return Profile(raw);
+    }
+    /// Makes a profile with golden samples from at least 2 good images of the product (read during the call).
+    static Profile create(const Engine& engine, const std::vector<LoupeImageView>& references,
+                          const ProfileOptions& options = {}) {
+        LoupeProfileOptions o{};
+        o.struct_size = sizeof o;
+        o.name = options.name.c_str();
+        o.augmentation = static_cast<uint32_t>(options.augmentation);
+        o.coreset_fraction = options.coreset_fraction;
+        o.seed = options.seed;
+        LoupeProfile* raw = nullptr;
+        detail::check(loupe_profile_create(engine.get(), references.data(), references.size(), &o, &raw));
+        return Profile(raw);
+    }
+
+    /// Writes the profile file (replacing it).
+    void save(const std::string& path) const { detail::check(loupe_profile_save(get(), path.c_str())); }
+    /// Its name.
+    std::string name() const {
+        const char* v = nullptr;
+        detail::check(loupe_profile_name(get(), &v));
+        return v;
+    }
+    /// Whether it holds golden samples.
+    bool has_references() const {
+        bool v = false;
+        detail::check(loupe_profile_has_references(get(), &v));
+        return v;
+    }
+
+    /// The C handle (still owned by this object).
+    const LoupeProfile* get() const noexcept { return handle_.get(); }
+
+private:
+    explicit Profile(LoupeProfile* raw) noexcept : handle_(raw) {}
+    detail::Handle<LoupeProfile, loupe_profile_destroy> handle_;
+};
+
+/// A per-thread inspection context on an Engine (which it keeps alive): its profile and its mutual-scoring
+/// window. Move-only; one thread at a time.
 class Session {
 public:
     explicit Session(const Engine& engine) {
@@ -273,14 +395,38 @@ public:
         handle_ = Handle(raw);
     }
 
-    /// Inspects one image (detection and segmentation); the pixels are read during the call only.
+    /// Inspects one image (detection and segmentation) with the session's profile, or against its mutual window;
+    /// the pixels are read during the call only.
     Result inspect(const LoupeImageView& image) {
         LoupeResult* raw = nullptr;
         detail::check(loupe_session_inspect(handle_.get(), &image, &raw));
         return Result(raw);
     }
 
-    /// Inspects several images in batches of the configured engine.batch_size.
+    /// Inspects one image with `profile` for this call only (the session's profile and window are untouched).
+    Result inspect(const LoupeImageView& image, const Profile& profile) {
+        LoupeResult* raw = nullptr;
+        detail::check(loupe_session_inspect_with_profile(handle_.get(), profile.get(), &image, &raw));
+        return Result(raw);
+    }
+
+    /// Inspects with `profile` from now on; nullptr = the engine's default profile. Clears the mutual window.
+    void set_profile(const Profile* profile) {
+        detail::check(loupe_session_set_profile(handle_.get(), profile != nullptr ? profile->get() : nullptr));
+    }
+
+    /// Mutual scoring of single images against a window of the last `window` images (a new, empty one); 0 = off.
+    void set_mutual(uint32_t window) { detail::check(loupe_session_set_mutual(handle_.get(), window)); }
+
+    /// Images in the mutual window.
+    size_t window_len() const {
+        size_t n = 0;
+        detail::check(loupe_session_window_len(handle_.get(), &n));
+        return n;
+    }
+
+    /// Inspects several images in batches of the configured engine.batch_size (with mutual scoring on: each
+    /// against the others of the batch, which needs more than reference.mutual_min_pool images).
     std::vector<Result> inspect_batch(const std::vector<LoupeImageView>& images) {
         std::vector<LoupeResult*> raw(images.size(), nullptr);
         std::vector<Result> out;

@@ -259,8 +259,9 @@ mod tests {
     fn vectors_round_trip_through_the_timing_path() {
         let dir = tempfile::tempdir().unwrap();
         let (layers, nq, rows, dim) = (2, 5, 40, 8);
-        let q: Vec<f32> = (0..layers * nq * dim).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
-        let m: Vec<f32> = (0..layers * rows * dim).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+        let mut g = loupe_reference::rng::SplitMix64::new(9);
+        let q: Vec<f32> = (0..layers * nq * dim).map(|_| g.next_gaussian() as f32).collect();
+        let m: Vec<f32> = (0..layers * rows * dim).map(|_| g.next_gaussian() as f32).collect();
         let file = dir.path().join("v.safetensors");
         write_tensors(
             &file,

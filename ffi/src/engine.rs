@@ -2,6 +2,7 @@
 
 use std::ffi::{CString, c_char};
 use std::path::Path;
+use std::sync::Arc;
 
 use loupe_sdk::{ConfigFormat, Engine, LoupeConfig, LoupeError};
 
@@ -25,11 +26,10 @@ pub struct LoupeEngine {
 
 /// What an engine handle refers to.
 pub(crate) struct EngineData {
-    pub(crate) engine: Engine,
+    /// Shared with every `loupe_sdk::Session` made on it.
+    pub(crate) engine: Arc<Engine>,
     /// Class names (`normal`, then the defect words) as C strings.
     class_names: Vec<CString>,
-    /// The anomaly map's full range (its number of feature layers): the colour scale of overlays.
-    pub(crate) map_range: f32,
 }
 
 impl EngineData {
@@ -38,8 +38,7 @@ impl EngineData {
             .chain(engine.vocabulary().iter().map(String::as_str))
             .map(c_string)
             .collect();
-        let map_range = engine.backbone().geometry().layers as f32;
-        Self { engine, class_names, map_range }
+        Self { engine: Arc::new(engine), class_names }
     }
 }
 
@@ -157,8 +156,8 @@ pub unsafe extern "C" fn loupe_engine_create_from_string(
 }
 
 /// Destroys an engine handle. Sessions created from it keep working (they hold the engine until they are
-/// destroyed). NULL is accepted and does nothing; a handle that is not a live engine gives
-/// `LOUPE_STATUS_INVALID_HANDLE`.
+/// destroyed), and so do profiles bound to it (they hold their own data). NULL is accepted and does nothing; a
+/// handle that is not a live engine gives `LOUPE_STATUS_INVALID_HANDLE`.
 ///
 /// Thread-safety: safe from any thread; a call racing with it on the same handle either completes normally or
 /// gets `LOUPE_STATUS_INVALID_HANDLE`.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use crate::engine::EngineData;
+use crate::profile::ProfileData;
 use crate::result::ResultData;
 use crate::session::SessionData;
 use crate::status::{FfiError, LoupeStatus};
@@ -16,6 +17,7 @@ pub(crate) enum Object {
     Engine(Arc<EngineData>),
     Session(Arc<SessionData>),
     Result(Arc<ResultData>),
+    Profile(Arc<ProfileData>),
 }
 
 impl Object {
@@ -24,6 +26,7 @@ impl Object {
             Self::Engine(_) => "an engine",
             Self::Session(_) => "a session",
             Self::Result(_) => "a result",
+            Self::Profile(_) => "a profile",
         }
     }
 }
@@ -92,8 +95,16 @@ pub(crate) fn result<T>(handle: *const T, what: &str) -> Result<Arc<ResultData>,
     })
 }
 
+pub(crate) fn profile<T>(handle: *const T, what: &str) -> Result<Arc<ProfileData>, FfiError> {
+    get(handle, what, "a profile", |o| match o {
+        Object::Profile(p) => Some(p.clone()),
+        _ => None,
+    })
+}
+
 /// Removes a handle after checking its kind with `check` (one of the lookups above). NULL is a no-op, as with
-/// `free`. The object itself is dropped outside the registry lock (dropping an engine frees a model).
+/// `free`. The object itself is dropped outside the registry lock (dropping an engine frees a model, a profile its
+/// reference memory).
 pub(crate) fn remove<T, U>(
     handle: *mut T,
     what: &str,

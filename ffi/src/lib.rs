@@ -4,12 +4,14 @@
 //! (staticlib) with the header `include/loupe.h` (generated from this crate by cbindgen, checked by
 //! `ffi/tests/header_drift.rs`) and the C++17 wrapper `include/loupe.hpp`. Guide: `docs/c-api.md`.
 //!
-//! - Handles are opaque tokens held in a registry (`handles.rs`): NULL, destroyed, foreign or wrong-kind handles
-//!   are refused with `LOUPE_STATUS_INVALID_HANDLE`, never dereferenced.
+//! - Handles (engines, sessions, results, profiles) are opaque tokens held in a registry (`handles.rs`): NULL,
+//!   destroyed, foreign or wrong-kind handles are refused with `LOUPE_STATUS_INVALID_HANDLE`, never dereferenced.
 //! - Every entry point runs in `guard::guard`: panics become `LOUPE_STATUS_PANIC`, errors a
 //!   [`LoupeStatus`] plus a thread-local message (`loupe_last_error`).
-//! - Enumerations coming *from* C (pixel and configuration formats) are plain integers, converted and checked here:
-//!   an out-of-range value in a Rust `#[repr(C)]` enum would be undefined behaviour.
+//! - Enumerations coming *from* C (pixel and configuration formats, augmentation) are plain integers, converted and
+//!   checked here: an out-of-range value in a Rust `#[repr(C)]` enum would be undefined behaviour.
+//! - Structs that may grow (`LoupeProfileOptions`, `LoupeEvidence`) start with `struct_size`, checked before any
+//!   other field is touched.
 //!
 //! The Rust functions are the C functions; Rust programs should use `loupe-sdk` directly.
 
@@ -18,6 +20,7 @@ mod engine;
 mod guard;
 mod handles;
 mod image;
+mod profile;
 mod result;
 mod session;
 mod status;
@@ -30,20 +33,29 @@ pub use engine::{
 };
 pub use guard::loupe_last_error;
 pub use image::{LOUPE_FORMAT_BGR8, LOUPE_FORMAT_GRAY8, LOUPE_FORMAT_RGB8, LOUPE_FORMAT_RGBA8, LoupeImageView};
+pub use profile::{
+    LOUPE_AUGMENTATION_FLIPS, LOUPE_AUGMENTATION_NONE, LOUPE_AUGMENTATION_ROTATIONS, LoupeProfile, LoupeProfileOptions,
+    loupe_profile_create, loupe_profile_destroy, loupe_profile_has_references, loupe_profile_load, loupe_profile_name,
+    loupe_profile_save,
+};
 pub use result::{
-    LoupeRegion, LoupeResult, loupe_result_anomaly_map, loupe_result_class_count, loupe_result_class_name,
-    loupe_result_class_probability, loupe_result_destroy, loupe_result_image_type, loupe_result_is_anomalous,
-    loupe_result_map_range, loupe_result_mask, loupe_result_region, loupe_result_region_count, loupe_result_score,
-    loupe_result_thresholds, loupe_result_type_map, loupe_result_write_overlay,
+    LOUPE_MODE_GOLDEN, LOUPE_MODE_MUTUAL, LOUPE_MODE_TEXT, LoupeEvidence, LoupeRegion, LoupeResult,
+    loupe_result_anomaly_map, loupe_result_class_count, loupe_result_class_name, loupe_result_class_probability,
+    loupe_result_destroy, loupe_result_evidence, loupe_result_image_type, loupe_result_is_anomalous,
+    loupe_result_map_range, loupe_result_mask, loupe_result_normalized_score, loupe_result_region,
+    loupe_result_region_count, loupe_result_score, loupe_result_thresholds, loupe_result_type_map,
+    loupe_result_write_overlay,
 };
 pub use session::{
     LoupeSession, loupe_session_create, loupe_session_destroy, loupe_session_inspect, loupe_session_inspect_batch,
+    loupe_session_inspect_with_profile, loupe_session_set_mutual, loupe_session_set_profile, loupe_session_window_len,
 };
 pub use status::{LoupeStatus, loupe_status_name};
 
-/// Version of the C interface described by this header. It changes only when a declaration changes
-/// incompatibly; compare it with `loupe_c_api_version()` to detect a header/library mismatch.
-pub const LOUPE_C_API_VERSION: u32 = 1;
+/// Version of the C interface described by this header. It changes when declarations change (version 2: profiles,
+/// mutual scoring, result evidence, `LOUPE_STATUS_PROFILE`); compare it with `loupe_c_api_version()` to detect a
+/// header/library mismatch.
+pub const LOUPE_C_API_VERSION: u32 = 2;
 
 /// The `LOUPE_C_API_VERSION` the library was built with.
 ///

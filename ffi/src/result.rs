@@ -2,7 +2,7 @@
 
 use std::ffi::{CString, c_char};
 
-use loupe_sdk::{Detection, render};
+use loupe_sdk::{Detection, ScoringMode, render};
 
 use crate::args;
 use crate::engine::c_string;
@@ -43,6 +43,46 @@ pub struct LoupeRegion {
     pub max_score: f32,
 }
 
+/// Scoring mode of a result: text evidence only (DAPO as published; also while a mutual window fills).
+pub const LOUPE_MODE_TEXT: u32 = 0;
+/// Scoring mode of a result: against the golden samples (reference images) of a profile.
+pub const LOUPE_MODE_GOLDEN: u32 = 1;
+/// Scoring mode of a result: against other images (the other images of a batch, or a session's window).
+pub const LOUPE_MODE_MUTUAL: u32 = 2;
+
+/// What a result's score rests on, copied out by `loupe_result_evidence`. Set `struct_size` to
+/// `sizeof(LoupeEvidence)` before the call: fields may be appended in later versions, and the library writes only
+/// the fields that fit in `struct_size`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LoupeEvidence {
+    /// Set by the caller to `sizeof(LoupeEvidence)`; never written by Loupe.
+    pub struct_size: u32,
+    /// `LOUPE_MODE_TEXT`, `LOUPE_MODE_GOLDEN` or `LOUPE_MODE_MUTUAL`.
+    pub mode: u32,
+    /// The text evidence's image score (what the score is in text mode).
+    pub text_score: f32,
+    /// The reference evidence's normalised image score (0.5 at the edge of normal variation); NaN in text mode.
+    pub reference_score: f32,
+    /// Reference images (golden) or other images (mutual) compared with; 0 in text mode.
+    pub pool: u32,
+    /// True when mutual scoring was on but the session's window held fewer than `reference.mutual_min_pool`
+    /// images: the result is text only (mode `LOUPE_MODE_TEXT`), and the image joined the window.
+    pub window_filling: bool,
+}
+
+/// Bytes of `LoupeEvidence` up to the end of its last field in this version: the least `struct_size` accepted.
+const EVIDENCE_V2_SIZE: usize = std::mem::offset_of!(LoupeEvidence, window_filling) + size_of::<bool>();
+
+/// The `LOUPE_MODE_*` of a scoring mode.
+fn mode_code(mode: ScoringMode) -> u32 {
+    match mode {
+        ScoringMode::Text => LOUPE_MODE_TEXT,
+        ScoringMode::Golden => LOUPE_MODE_GOLDEN,
+        ScoringMode::Mutual => LOUPE_MODE_MUTUAL,
+    }
+}
+
 /// What a result handle refers to: the detection and C copies of its strings.
 pub(crate) struct ResultData {
     pub(crate) detection: Detection,
@@ -50,12 +90,10 @@ pub(crate) struct ResultData {
     image_type: CString,
     /// Index into the classes of each region's type.
     region_types: Vec<u32>,
-    /// The anomaly map's full range (the overlay's colour scale).
-    map_range: f32,
 }
 
 impl ResultData {
-    pub(crate) fn new(detection: Detection, map_range: f32) -> Self {
+    pub(crate) fn new(detection: Detection) -> Self {
         let class_names = detection.classes.iter().map(|c| c_string(c)).collect();
         let image_type = c_string(&detection.image_type);
         let region_types = detection
@@ -63,7 +101,7 @@ impl ResultData {
             .iter()
             .map(|r| detection.classes.iter().position(|c| *c == r.defect_type).map_or(u32::MAX, |i| i as u32))
             .collect();
-        Self { detection, class_names, image_type, region_types, map_range }
+        Self { detection, class_names, image_type, region_types }
     }
 }
 
@@ -86,7 +124,9 @@ pub unsafe extern "C" fn loupe_result_destroy(result: *mut LoupeResult) -> Loupe
     guard(|| handles::remove(result, "result", handles::result))
 }
 
-/// The image anomaly score, in [0, 1].
+/// The image anomaly score (raw): in [0, 1] for text-only results and the `mean`, `harmonic` and `reference`
+/// fusions, [0, 3] for `layer_sum`. Compare it with the image threshold (`loupe_result_thresholds`), or read
+/// `loupe_result_normalized_score` for a scale that is the same in every mode.
 ///
 /// Thread-safety: safe from any thread.
 ///
@@ -286,8 +326,9 @@ pub unsafe extern "C" fn loupe_result_anomaly_map(
     guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.anomaly_map.data) })
 }
 
-/// The anomaly map's full range (its number of feature layers): the top of a colour scale that means the same on
-/// every image.
+/// The top of the anomaly map's range: the number of feature layers for text-only results, 1.0 for results fused
+/// with reference evidence (golden samples or mutual scoring; `layer_sum` fusion: 3 x layers). The top of a colour
+/// scale that means the same on every image of that mode.
 ///
 /// Thread-safety: safe from any thread.
 ///
@@ -299,7 +340,79 @@ pub unsafe extern "C" fn loupe_result_map_range(result: *const LoupeResult, out_
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { args::out(out_range, "out_range", 0.0) }?;
         read(result, |r| {
-            *out = r.map_range;
+            *out = r.detection.map_range;
+            Ok(())
+        })
+    })
+}
+
+/// The image score on a scale where the image threshold is 0.5, in [0, 1] (linear from 0 to the threshold and from
+/// the threshold to the top of the score's range): comparable between scoring modes, fusions and profiles, whose
+/// raw scores have different ranges and thresholds. Use `loupe_result_is_anomalous` for the label.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_score` is NULL or valid for writing a `float`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_normalized_score(result: *const LoupeResult, out_score: *mut f32) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_score, "out_score", 0.0) }?;
+        read(result, |r| {
+            *out = r.detection.normalized_score;
+            Ok(())
+        })
+    })
+}
+
+/// Which evidence the result rests on: scoring mode, text and reference image scores, the pool compared with and
+/// whether a mutual window was still filling. The caller sets `out_evidence->struct_size` to
+/// `sizeof(LoupeEvidence)`; a smaller value than this version's fields is refused with
+/// `LOUPE_STATUS_INVALID_ARGUMENT` and nothing is written. On any other failure the fields are cleared (mode
+/// `LOUPE_MODE_TEXT`, scores 0, reference score NaN). `struct_size` itself is never written.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_evidence` is NULL or points to a `LoupeEvidence` whose `struct_size` is readable and which is valid for
+/// writing `struct_size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_evidence(
+    result: *const LoupeResult,
+    out_evidence: *mut LoupeEvidence,
+) -> LoupeStatus {
+    guard(|| {
+        if out_evidence.is_null() {
+            return Err(FfiError::null("out_evidence"));
+        }
+        // SAFETY: non-NULL, and `struct_size` readable by the contract. Fields are read and written one by one
+        // through raw pointers: the caller's struct may be an older, shorter version.
+        let size = unsafe { std::ptr::addr_of!((*out_evidence).struct_size).read() } as usize;
+        if size < EVIDENCE_V2_SIZE {
+            return Err(FfiError::new(
+                LoupeStatus::InvalidArgument,
+                format!(
+                    "`out_evidence->struct_size`: expected sizeof(LoupeEvidence) (at least {EVIDENCE_V2_SIZE}), \
+                     found {size}"
+                ),
+            ));
+        }
+        let write = |mode: u32, text_score: f32, reference_score: f32, pool: u32, window_filling: bool| {
+            // SAFETY: every field of this version lies within the `struct_size` bytes checked above.
+            unsafe {
+                std::ptr::addr_of_mut!((*out_evidence).mode).write(mode);
+                std::ptr::addr_of_mut!((*out_evidence).text_score).write(text_score);
+                std::ptr::addr_of_mut!((*out_evidence).reference_score).write(reference_score);
+                std::ptr::addr_of_mut!((*out_evidence).pool).write(pool);
+                std::ptr::addr_of_mut!((*out_evidence).window_filling).write(window_filling);
+            }
+        };
+        write(LOUPE_MODE_TEXT, 0.0, f32::NAN, 0, false);
+        read(result, |r| {
+            let e = &r.detection.evidence;
+            let pool = u32::try_from(e.pool).unwrap_or(u32::MAX);
+            write(mode_code(e.mode), e.text_score, e.reference_score.unwrap_or(f32::NAN), pool, e.window_filling);
             Ok(())
         })
     })
@@ -435,7 +548,7 @@ pub unsafe extern "C" fn loupe_result_write_overlay(
         if rgb.dimensions() != (w, h) {
             rgb = image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
         }
-        render::overlay(&rgb, &r.detection, r.map_range)
+        render::overlay(&rgb, &r.detection, r.detection.map_range)
             .save_with_format(&path, image::ImageFormat::Png)
             .map_err(|e| FfiError::new(LoupeStatus::Io, format!("overlay {}: cannot write: {e}", path.display())))
     })

@@ -1,62 +1,78 @@
-//! Sessions: one per thread, created from a shared engine; they run the inspections.
+//! Sessions: one per thread, created from a shared engine; each wraps a `loupe_sdk::Session`, which holds the
+//! session's profile and its mutual-scoring window, and runs the inspections.
 
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use loupe_sdk::{ImageView, Session};
 
 use crate::args;
 use crate::engine::{EngineData, LoupeEngine};
 use crate::guard::guard;
 use crate::handles::{self, Object};
 use crate::image::LoupeImageView;
+use crate::profile::LoupeProfile;
 use crate::result::{LoupeResult, ResultData};
 use crate::status::{FfiError, LoupeStatus};
 
-/// A per-thread inspection context. Opaque; create with `loupe_session_create`, destroy with
-/// `loupe_session_destroy`.
+/// A per-thread inspection context: its profile and its mutual-scoring window. Opaque; create with
+/// `loupe_session_create`, destroy with `loupe_session_destroy`.
 pub struct LoupeSession {
     _private: [u8; 0],
 }
 
 /// What a session handle refers to.
 pub(crate) struct SessionData {
-    /// Keeps the engine alive for as long as the session, even if the engine handle is destroyed first.
+    /// Keeps the engine handle's data (its class-name strings) alive for as long as the session, even if the
+    /// engine handle is destroyed first; the SDK session holds the engine itself.
     engine: Arc<EngineData>,
-    /// Held during an inspection, to detect concurrent use of one session.
-    in_use: Mutex<()>,
+    /// The SDK session. Its lock is only ever tried, never waited for: two threads on one session is a bug in
+    /// the caller, and blocking would hide it.
+    session: Mutex<Session>,
 }
 
 impl SessionData {
-    /// Runs `images` through the engine (`batch`: name them `images[i]` in errors, not `image`). Concurrent use
-    /// of the session is refused instead of waited for: two threads on one session is a bug in the caller, and
-    /// blocking would hide it.
-    fn inspect(&self, images: &[LoupeImageView], batch: bool) -> Result<Vec<ResultData>, FfiError> {
-        let _in_use = match self.in_use.try_lock() {
-            Ok(guard) => guard,
-            // A panic in an earlier call was already reported; the lock guards no data.
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(FfiError::new(
-                    LoupeStatus::Busy,
-                    "`session` is in use by another thread: create one session per thread (engines are shared)",
-                ));
+    /// The session, or `LOUPE_STATUS_BUSY` when another thread is using it.
+    fn lock(&self) -> Result<MutexGuard<'_, Session>, FfiError> {
+        match self.session.try_lock() {
+            Ok(session) => Ok(session),
+            Err(TryLockError::Poisoned(poisoned)) => {
+                // A panic in an earlier call was reported then (LOUPE_STATUS_PANIC). It may have left the window
+                // half-updated: start it afresh; the profile and settings are replaced whole, never half-set.
+                let mut session = poisoned.into_inner();
+                session.clear_window();
+                self.session.clear_poison();
+                Ok(session)
             }
-        };
-        let views = images
-            .iter()
-            .enumerate()
-            .map(|(i, image)| {
-                let what = if batch { format!("images[{i}]") } else { "image".to_string() };
-                // SAFETY: the caller of the entry point guarantees the pixels are readable for the whole call,
-                // and the views do not outlive it.
-                unsafe { image.borrow(&what) }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let detections = self.engine.engine.inspect(&views)?;
-        Ok(detections.into_iter().map(|d| ResultData::new(d, self.engine.map_range)).collect())
+            Err(TryLockError::WouldBlock) => Err(FfiError::new(
+                LoupeStatus::Busy,
+                "`session` is in use by another thread: create one session per thread (engines are shared)",
+            )),
+        }
     }
 }
 
+/// Borrows a batch of C views as SDK views, naming them `images[i]` in errors.
+///
+/// # Safety
+/// Each view's pixels are readable, unchanged, for `'a` (the entry point's call).
+unsafe fn borrow_all<'a>(images: &[LoupeImageView]) -> Result<Vec<ImageView<'a>>, FfiError> {
+    images
+        .iter()
+        .enumerate()
+        // SAFETY: forwarded from this function's contract.
+        .map(|(i, image)| unsafe { image.borrow(&format!("images[{i}]")) })
+        .collect()
+}
+
+/// Registers one result handle.
+fn result_handle(detection: loupe_sdk::Detection) -> *mut LoupeResult {
+    handles::insert(Object::Result(Arc::new(ResultData::new(detection))))
+}
+
 /// Creates a session on `engine`. Make one per thread that inspects; many sessions can share one engine. The
-/// session keeps the engine alive until it is destroyed.
+/// session keeps the engine alive until it is destroyed. It starts with the engine's default profile (the
+/// configuration's `profile`, if any) and with mutual scoring as `reference.mutual` and `reference.mutual_window`
+/// say (off by default), its window empty.
 ///
 /// On success `*out_session` receives a new handle, to be released with `loupe_session_destroy`; on failure it is
 /// set to NULL.
@@ -74,14 +90,15 @@ pub unsafe extern "C" fn loupe_session_create(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { args::out(out_session, "out_session", std::ptr::null_mut()) }?;
         let engine = handles::engine(engine, "engine")?;
-        let data = SessionData { engine, in_use: Mutex::new(()) };
+        let session = Session::new(engine.engine.clone())?;
+        let data = SessionData { engine, session: Mutex::new(session) };
         *out = handles::insert(Object::Session(Arc::new(data)));
         Ok(())
     })
 }
 
-/// Destroys a session. Results it produced stay valid. NULL is accepted and does nothing; a handle that is not a
-/// live session gives `LOUPE_STATUS_INVALID_HANDLE`.
+/// Destroys a session, with its mutual window. Results it produced stay valid. NULL is accepted and does nothing;
+/// a handle that is not a live session gives `LOUPE_STATUS_INVALID_HANDLE`.
 ///
 /// Thread-safety: safe from any thread; an inspection running on the session at the same time completes
 /// normally, later calls get `LOUPE_STATUS_INVALID_HANDLE`.
@@ -93,8 +110,13 @@ pub unsafe extern "C" fn loupe_session_destroy(session: *mut LoupeSession) -> Lo
     guard(|| handles::remove(session, "session", handles::session))
 }
 
-/// Inspects one image: detection (score, label, type) and segmentation (maps, mask, regions) in one call. The
-/// pixels are read during the call only, never copied beyond the model's input.
+/// Inspects one image: detection (score, label, type) and segmentation (maps, mask, regions) in one call, with
+/// the session's profile. The pixels are read during the call only, never copied beyond the model's input.
+///
+/// The evidence (`loupe_result_evidence`): the profile's golden samples when it holds them; otherwise, with mutual
+/// scoring on (`loupe_session_set_mutual`), the session's window of the last images: while it holds fewer than
+/// `reference.mutual_min_pool` (default 4) images the result is text only and flagged `window_filling`; then the
+/// image joins the window (the oldest leaves when it is full); otherwise text only.
 ///
 /// On success `*out_result` receives a new result, to be released with `loupe_result_destroy`; on failure it is
 /// set to NULL.
@@ -114,21 +136,26 @@ pub unsafe extern "C" fn loupe_session_inspect(
     guard(|| {
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { args::out(out_result, "out_result", std::ptr::null_mut()) }?;
-        let session = handles::session(session, "session")?;
+        let data = handles::session(session, "session")?;
+        let mut session = data.lock()?;
         // SAFETY: non-NULL views are readable by the contract.
         let image = unsafe { image.as_ref() }.ok_or_else(|| FfiError::null("image"))?;
-        let mut results = session.inspect(std::slice::from_ref(image), false)?;
-        let result =
-            results.pop().ok_or_else(|| FfiError::new(LoupeStatus::Inference, "the engine returned no result"))?;
-        *out = handles::insert(Object::Result(Arc::new(result)));
+        // SAFETY: the pixels are readable for the whole call by the contract; the view does not outlive it.
+        let view = unsafe { image.borrow("image") }?;
+        *out = result_handle(session.inspect(&view)?);
         Ok(())
     })
 }
 
 /// Inspects `count` images in batches of the configured `engine.batch_size` (faster than one by one on large
-/// models). `out_results` must have room for `count` pointers; on success each receives a new result (release
-/// each with `loupe_result_destroy`), on failure all are set to NULL and none needs releasing. `count` 0 succeeds
-/// and writes nothing (then `images` and `out_results` may be NULL).
+/// models), with the session's profile. `out_results` must have room for `count` pointers; on success each
+/// receives a new result (release each with `loupe_result_destroy`), on failure all are set to NULL and none needs
+/// releasing. `count` 0 succeeds and writes nothing (then `images` and `out_results` may be NULL).
+///
+/// The evidence: the profile's golden samples when it holds them; otherwise, with mutual scoring on, each image
+/// against the other images of this batch (pool `count - 1`): a batch needs more than `reference.mutual_min_pool`
+/// images (default: at least 5), a smaller one is refused with `LOUPE_STATUS_MISMATCH` naming that setting. The
+/// session's window is neither used nor changed.
 ///
 /// Thread-safety: as `loupe_session_inspect`.
 ///
@@ -147,7 +174,8 @@ pub unsafe extern "C" fn loupe_session_inspect_batch(
             // SAFETY: non-NULL and valid for `count` pointers by the contract.
             unsafe { std::slice::from_raw_parts_mut(out_results, count) }.fill(std::ptr::null_mut());
         }
-        let session = handles::session(session, "session")?;
+        let data = handles::session(session, "session")?;
+        let mut session = data.lock()?;
         if count == 0 {
             return Ok(());
         }
@@ -159,7 +187,9 @@ pub unsafe extern "C" fn loupe_session_inspect_batch(
         }
         // SAFETY: non-NULL and `count` views long by the contract.
         let images = unsafe { std::slice::from_raw_parts(images, count) };
-        let results = session.inspect(images, true)?;
+        // SAFETY: the pixels are readable for the whole call by the contract; the views do not outlive it.
+        let views = unsafe { borrow_all(images) }?;
+        let results = session.inspect_batch(&views)?;
         if results.len() != count {
             return Err(FfiError::new(
                 LoupeStatus::Inference,
@@ -169,8 +199,130 @@ pub unsafe extern "C" fn loupe_session_inspect_batch(
         // SAFETY: as above.
         let outs = unsafe { std::slice::from_raw_parts_mut(out_results, count) };
         for (slot, result) in outs.iter_mut().zip(results) {
-            *slot = handles::insert(Object::Result(Arc::new(result)));
+            *slot = result_handle(result);
         }
+        Ok(())
+    })
+}
+
+/// Chooses the profile the session inspects with from now on: `profile`, or NULL for the engine's default profile
+/// (the configuration's `profile`; none: the engine's vocabulary and thresholds, no golden samples). The session
+/// holds the profile: the handle may be destroyed while the session uses it. The mutual window is cleared (it held
+/// another product's images). A profile bound to another backbone model than the session's engine runs gives
+/// `LOUPE_STATUS_PROFILE` and leaves the session as it was. A profile carries the text matrix of the engine it was
+/// bound to (its own vocabulary, or that engine's): use it with sessions of that engine.
+///
+/// Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+/// `LOUPE_STATUS_BUSY`); a profile may be set on any number of sessions, from any threads.
+///
+/// # Safety
+/// None beyond passing values received from Loupe (handles are checked).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_session_set_profile(
+    session: *mut LoupeSession,
+    profile: *const LoupeProfile,
+) -> LoupeStatus {
+    guard(|| {
+        let data = handles::session(session, "session")?;
+        let profile = if profile.is_null() {
+            data.engine.engine.default_profile().cloned()
+        } else {
+            Some(handles::profile(profile, "profile")?.profile.clone())
+        };
+        data.lock()?.set_profile(profile)?;
+        Ok(())
+    })
+}
+
+/// Inspects one image with `profile` for this call only (its golden samples, or text alone when it has none),
+/// as `loupe_session_inspect` otherwise: the session's own profile and its mutual window are neither used nor
+/// changed. A profile bound to another backbone model gives `LOUPE_STATUS_PROFILE`.
+///
+/// On success `*out_result` receives a new result, to be released with `loupe_result_destroy`; on failure it is
+/// set to NULL.
+///
+/// Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+/// `LOUPE_STATUS_BUSY`); the profile may be used by other sessions at the same time.
+///
+/// # Safety
+/// `image` is NULL or a view as for `loupe_session_inspect`; `out_result` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_session_inspect_with_profile(
+    session: *mut LoupeSession,
+    profile: *const LoupeProfile,
+    image: *const LoupeImageView,
+    out_result: *mut *mut LoupeResult,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_result, "out_result", std::ptr::null_mut()) }?;
+        let data = handles::session(session, "session")?;
+        let profile = handles::profile(profile, "profile")?;
+        let mut session = data.lock()?;
+        // SAFETY: non-NULL views are readable by the contract.
+        let image = unsafe { image.as_ref() }.ok_or_else(|| FfiError::null("image"))?;
+        // SAFETY: the pixels are readable for the whole call by the contract; the view does not outlive it.
+        let view = unsafe { image.borrow("image") }?;
+        *out = result_handle(session.inspect_with(&view, &profile.profile)?);
+        Ok(())
+    })
+}
+
+/// Turns mutual scoring of single inspections on or off for this session (whatever `reference.mutual` says).
+/// `window` 0 turns it off and frees the window; `window` N turns it on with a new, empty window of the last N
+/// images: each image given to `loupe_session_inspect` is scored against the images in the window (text only,
+/// flagged `window_filling`, while it holds fewer than `reference.mutual_min_pool` images), then joins it. N must be
+/// at least `reference.mutual_min_pool` (default 4; a smaller window would never score): otherwise
+/// `LOUPE_STATUS_INVALID_ARGUMENT`. It also makes `loupe_session_inspect_batch` score each image against the others
+/// of its batch. Mutual scoring applies only while the session's profile holds no golden samples (they take
+/// precedence). Memory: N x layers x patches x feature dimension x 4 bytes.
+///
+/// Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+/// `LOUPE_STATUS_BUSY`).
+///
+/// # Safety
+/// None beyond passing a value received from Loupe (handles are checked).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_session_set_mutual(session: *mut LoupeSession, window: u32) -> LoupeStatus {
+    guard(|| {
+        let data = handles::session(session, "session")?;
+        let mut session = data.lock()?;
+        if window == 0 {
+            session.set_mutual(false);
+            session.clear_window();
+            return Ok(());
+        }
+        let min_pool = data.engine.engine.mutual_settings().min_pool;
+        let window = usize::try_from(window).unwrap_or(usize::MAX);
+        if window < min_pool {
+            return Err(FfiError::new(
+                LoupeStatus::InvalidArgument,
+                format!(
+                    "`window`: expected 0 (off) or at least reference.mutual_min_pool = {min_pool} (a smaller window \
+                     never holds enough images to score), found {window}"
+                ),
+            ));
+        }
+        session.set_window(window)?;
+        session.set_mutual(true);
+        Ok(())
+    })
+}
+
+/// The number of images in the session's mutual window (0 when mutual scoring is off or the window was just
+/// cleared; at most the window size).
+///
+/// Thread-safety: one thread at a time per session (a concurrent call on the same session gets
+/// `LOUPE_STATUS_BUSY`).
+///
+/// # Safety
+/// `out_count` is NULL or valid for writing a `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_session_window_len(session: *const LoupeSession, out_count: *mut usize) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_count, "out_count", 0) }?;
+        *out = handles::session(session, "session")?.lock()?.window_len();
         Ok(())
     })
 }

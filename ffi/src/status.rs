@@ -46,10 +46,13 @@ pub enum LoupeStatus {
     Panic = 16,
     /// Any other error.
     Error = 17,
+    /// A product profile is missing, malformed (truncated, not a profile), or made for another backbone model;
+    /// the message names the file (or the profile).
+    Profile = 18,
 }
 
 /// Every status, in numeric order (for `loupe_status_name`).
-const ALL_STATUSES: [LoupeStatus; 18] = [
+const ALL_STATUSES: [LoupeStatus; 19] = [
     LoupeStatus::Ok,
     LoupeStatus::NullArgument,
     LoupeStatus::InvalidHandle,
@@ -68,6 +71,7 @@ const ALL_STATUSES: [LoupeStatus; 18] = [
     LoupeStatus::Busy,
     LoupeStatus::Panic,
     LoupeStatus::Error,
+    LoupeStatus::Profile,
 ];
 
 impl LoupeStatus {
@@ -92,6 +96,7 @@ impl LoupeStatus {
             Self::Busy => c"LOUPE_STATUS_BUSY",
             Self::Panic => c"LOUPE_STATUS_PANIC",
             Self::Error => c"LOUPE_STATUS_ERROR",
+            Self::Profile => c"LOUPE_STATUS_PROFILE",
         }
     }
 }
@@ -144,6 +149,7 @@ pub(crate) fn status_of(err: &LoupeError) -> LoupeStatus {
         LoupeError::Inference { .. } => LoupeStatus::Inference,
         LoupeError::Component { .. } => LoupeStatus::Component,
         LoupeError::Plugin { .. } => LoupeStatus::Plugin,
+        LoupeError::Profile { .. } => LoupeStatus::Profile,
         _ => LoupeStatus::Error,
     }
 }
@@ -160,8 +166,17 @@ mod tests {
             let name = unsafe { CStr::from_ptr(loupe_status_name(i as i32)) };
             assert_eq!(name, s.name());
         }
+        assert_eq!(LoupeStatus::Profile as i32, 18, "numbers are stable: new codes are appended");
+        assert_eq!(ALL_STATUSES.last(), Some(&LoupeStatus::Profile));
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(loupe_status_name(99)) };
         assert_eq!(unknown, c"LOUPE_STATUS_UNKNOWN");
+    }
+
+    #[test]
+    fn profile_errors_have_their_own_status() {
+        let err = FfiError::from(LoupeError::profile("/p/acme.safetensors", "made for another backbone"));
+        assert_eq!(err.status, LoupeStatus::Profile);
+        assert!(err.message.contains("/p/acme.safetensors"), "{}", err.message);
     }
 }

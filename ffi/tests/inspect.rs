@@ -9,13 +9,7 @@ use std::ffi::{CStr, CString};
 
 use common::*;
 use loupe::*;
-use loupe_sdk::{LoupeConfig, OwnedImage, PixelFormat};
-
-/// The Rust API on the same configuration text.
-fn rust_engine(extra: &str) -> loupe_sdk::Engine {
-    let config = LoupeConfig::from_text(&config_toml(extra), loupe_sdk::ConfigFormat::Toml).unwrap();
-    loupe_dapo::build_engine(&config).unwrap()
-}
+use loupe_sdk::{OwnedImage, PixelFormat};
 
 #[test]
 fn c_results_equal_the_rust_api_on_every_fixture_image() {

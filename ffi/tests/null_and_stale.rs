@@ -60,6 +60,7 @@ struct Live {
     engine: *mut LoupeEngine,
     session: *mut LoupeSession,
     result: *mut LoupeResult,
+    profile: *mut LoupeProfile,
 }
 
 fn live(image: &OwnedImage) -> Live {
@@ -70,16 +71,19 @@ fn live(image: &OwnedImage) -> Live {
         ok(loupe_session_create(engine, &mut session));
         ok(loupe_session_inspect(session, &view_of(image), &mut result));
     }
-    Live { engine, session, result }
+    let profile = c_profile(engine, &[view_of(image), view_of(image)], None);
+    Live { engine, session, result, profile }
 }
 
-/// Calls every function taking a handle with `engine`, `session` and `result` as given, expecting each to be
-/// refused as stale or wrong-kind (`check` says how).
+/// Calls every function taking a handle with `engine`, `session`, `result` and `profile` as given, expecting each
+/// to be refused as stale or wrong-kind (`check` says how).
+#[allow(clippy::too_many_arguments)] // One argument per handle kind, plus what the calls need.
 unsafe fn call_all_with_handles(
     c: &mut Checker,
     engine: *mut LoupeEngine,
     session: *mut LoupeSession,
     result: *mut LoupeResult,
+    profile: *mut LoupeProfile,
     view: &LoupeImageView,
     path: &CStr,
     check: fn(&mut Checker, &'static str, LoupeStatus),
@@ -88,6 +92,9 @@ unsafe fn call_all_with_handles(
         let (mut n, mut f, mut b, mut name) = (0usize, 0f32, false, null::<c_char>());
         let mut s = null_mut();
         let mut r = null_mut();
+        let mut p = null_mut();
+        let mut e = evidence_out();
+        let views = [*view, *view];
         let mut region = std::mem::zeroed::<LoupeRegion>();
         let (mut w, mut h) = (0u32, 0u32);
         let (mut fm, mut bm, mut tm) = (null::<f32>(), null::<u8>(), null::<u16>());
@@ -96,6 +103,22 @@ unsafe fn call_all_with_handles(
         check(c, "loupe_session_create", loupe_session_create(engine, &mut s));
         check(c, "loupe_session_inspect", loupe_session_inspect(session, view, &mut r));
         check(c, "loupe_session_inspect_batch", loupe_session_inspect_batch(session, view, 1, &mut r));
+        check(c, "loupe_session_set_profile", loupe_session_set_profile(session, null()));
+        check(
+            c,
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(session, profile, view, &mut r),
+        );
+        check(c, "loupe_session_set_mutual", loupe_session_set_mutual(session, 8));
+        check(c, "loupe_session_window_len", loupe_session_window_len(session, &mut n));
+        check(c, "loupe_profile_load", loupe_profile_load(engine, path.as_ptr(), &mut p));
+        check(c, "loupe_profile_create", loupe_profile_create(engine, views.as_ptr(), 2, null(), &mut p));
+        check(c, "loupe_profile_save", loupe_profile_save(profile, path.as_ptr()));
+        check(c, "loupe_profile_name", loupe_profile_name(profile, &mut name));
+        check(c, "loupe_profile_has_references", loupe_profile_has_references(profile, &mut b));
+        check(c, "loupe_result_normalized_score", loupe_result_normalized_score(result, &mut f));
+        check(c, "loupe_result_evidence", loupe_result_evidence(result, &mut e));
+        assert!(p.is_null() && !b && e.reference_score.is_nan() && (e.mode, e.pool) == (LOUPE_MODE_TEXT, 0));
         check(c, "loupe_result_score", loupe_result_score(result, &mut f));
         check(c, "loupe_result_is_anomalous", loupe_result_is_anomalous(result, &mut b));
         check(c, "loupe_result_thresholds", loupe_result_thresholds(result, &mut f, &mut f.clone()));
@@ -116,6 +139,7 @@ unsafe fn call_all_with_handles(
         check(c, "loupe_result_destroy", loupe_result_destroy(result));
         check(c, "loupe_session_destroy", loupe_session_destroy(session));
         check(c, "loupe_engine_destroy", loupe_engine_destroy(engine));
+        check(c, "loupe_profile_destroy", loupe_profile_destroy(profile));
     }
 }
 
@@ -197,10 +221,98 @@ fn every_function_refuses_null_stale_and_wrong_kind_handles() {
             "session",
         );
 
+        // Profiles and the session calls that take them.
+        let mut p = sentinel.cast::<LoupeProfile>();
+        let pair = [view, view];
+        c.null("loupe_profile_load", loupe_profile_load(null(), config_path.as_ptr(), &mut p), "engine");
+        assert!(p.is_null());
+        c.null("loupe_profile_load", loupe_profile_load(l.engine, null(), &mut p), "path");
+        c.null("loupe_profile_load", loupe_profile_load(l.engine, config_path.as_ptr(), null_mut()), "out_profile");
+        p = sentinel.cast();
+        c.null("loupe_profile_create", loupe_profile_create(null(), pair.as_ptr(), 2, null(), &mut p), "engine");
+        assert!(p.is_null());
+        c.null("loupe_profile_create", loupe_profile_create(l.engine, null(), 2, null(), &mut p), "references");
+        c.null(
+            "loupe_profile_create",
+            loupe_profile_create(l.engine, pair.as_ptr(), 2, null(), null_mut()),
+            "out_profile",
+        );
+        let no_pixel_pair = [view, LoupeImageView { data: null(), ..view }];
+        c.null(
+            "loupe_profile_create",
+            loupe_profile_create(l.engine, no_pixel_pair.as_ptr(), 2, null(), &mut p),
+            "references[1].data",
+        );
+        c.null("loupe_profile_save", loupe_profile_save(null(), overlay.as_ptr()), "profile");
+        c.null("loupe_profile_save", loupe_profile_save(l.profile, null()), "path");
+        c.null("loupe_profile_name", loupe_profile_name(null(), &mut name), "profile");
+        assert!(name.is_null());
+        c.null("loupe_profile_name", loupe_profile_name(l.profile, null_mut()), "out_name");
+        c.null("loupe_profile_has_references", loupe_profile_has_references(null(), &mut b), "profile");
+        assert!(!b);
+        c.null(
+            "loupe_profile_has_references",
+            loupe_profile_has_references(l.profile, null_mut()),
+            "out_has_references",
+        );
+        c.null("loupe_session_set_profile", loupe_session_set_profile(null_mut(), l.profile), "session");
+        c.null("loupe_session_set_mutual", loupe_session_set_mutual(null_mut(), 8), "session");
+        n = 7;
+        c.null("loupe_session_window_len", loupe_session_window_len(null(), &mut n), "session");
+        assert_eq!(n, 0);
+        c.null("loupe_session_window_len", loupe_session_window_len(l.session, null_mut()), "out_count");
+        r = sentinel.cast();
+        c.null(
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(null_mut(), l.profile, &view, &mut r),
+            "session",
+        );
+        assert!(r.is_null());
+        c.null(
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(l.session, null(), &view, &mut r),
+            "profile",
+        );
+        c.null(
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(l.session, l.profile, null(), &mut r),
+            "image",
+        );
+        c.null(
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(l.session, l.profile, &view, null_mut()),
+            "out_result",
+        );
+        c.null(
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(l.session, l.profile, &no_pixels, &mut r),
+            "image.data",
+        );
+        // The successes of the calls above, with live handles (NULL profile = the engine's default).
+        c.expect("loupe_session_set_profile", loupe_session_set_profile(l.session, l.profile), LoupeStatus::Ok, "");
+        c.expect("loupe_session_set_profile", loupe_session_set_profile(l.session, null()), LoupeStatus::Ok, "");
+        c.expect("loupe_session_set_mutual", loupe_session_set_mutual(l.session, 0), LoupeStatus::Ok, "");
+        // Wrong kind in the second handle argument, the first one live.
+        let wrong_profile = l.session.cast_const().cast::<LoupeProfile>();
+        c.expect(
+            "loupe_session_set_profile",
+            loupe_session_set_profile(l.session, wrong_profile),
+            LoupeStatus::InvalidHandle,
+            "is a session, expected a profile",
+        );
+        c.expect(
+            "loupe_session_inspect_with_profile",
+            loupe_session_inspect_with_profile(l.session, wrong_profile, &view, &mut r),
+            LoupeStatus::InvalidHandle,
+            "is a session, expected a profile",
+        );
+        assert!(r.is_null());
+
         let res = l.result as *const LoupeResult;
         c.null("loupe_result_score", loupe_result_score(null(), &mut f), "result");
         assert_eq!(f, 0.0);
         c.null("loupe_result_score", loupe_result_score(res, null_mut()), "out_score");
+        b = true;
         c.null("loupe_result_is_anomalous", loupe_result_is_anomalous(null(), &mut b), "result");
         assert!(!b);
         c.null("loupe_result_is_anomalous", loupe_result_is_anomalous(res, null_mut()), "out_anomalous");
@@ -236,6 +348,12 @@ fn every_function_refuses_null_stale_and_wrong_kind_handles() {
         c.null("loupe_result_type_map", loupe_result_type_map(res, null_mut(), &mut w, &mut h), "out_data");
         c.null("loupe_result_type_map", loupe_result_type_map(res, &mut tm, null_mut(), &mut h), "out_width");
         c.null("loupe_result_type_map", loupe_result_type_map(res, &mut tm, &mut w, null_mut()), "out_height");
+        c.null("loupe_result_normalized_score", loupe_result_normalized_score(null(), &mut f), "result");
+        c.null("loupe_result_normalized_score", loupe_result_normalized_score(res, null_mut()), "out_score");
+        let mut e = evidence_out();
+        c.null("loupe_result_evidence", loupe_result_evidence(null(), &mut e), "result");
+        assert!(e.reference_score.is_nan() && (e.mode, e.pool, e.window_filling) == (LOUPE_MODE_TEXT, 0, false));
+        c.null("loupe_result_evidence", loupe_result_evidence(res, null_mut()), "out_evidence");
         c.null("loupe_result_region_count", loupe_result_region_count(null(), &mut n), "result");
         c.null("loupe_result_region_count", loupe_result_region_count(res, null_mut()), "out_count");
         let mut region = std::mem::zeroed::<LoupeRegion>();
@@ -253,35 +371,59 @@ fn every_function_refuses_null_stale_and_wrong_kind_handles() {
         c.expect("loupe_result_destroy", loupe_result_destroy(null_mut()), LoupeStatus::Ok, "");
         c.expect("loupe_session_destroy", loupe_session_destroy(null_mut()), LoupeStatus::Ok, "");
         c.expect("loupe_engine_destroy", loupe_engine_destroy(null_mut()), LoupeStatus::Ok, "");
+        c.expect("loupe_profile_destroy", loupe_profile_destroy(null_mut()), LoupeStatus::Ok, "");
 
         // Wrong kinds: each live handle passed where another kind is expected.
         let wrong = |c: &mut Checker, f: &'static str, s: LoupeStatus| {
             c.expect(f, s, LoupeStatus::InvalidHandle, ", expected ")
         };
-        call_all_with_handles(&mut c, l.result.cast(), l.engine.cast(), l.session.cast(), &view, &overlay, wrong);
+        call_all_with_handles(
+            &mut c,
+            l.profile.cast(),
+            l.engine.cast(),
+            l.session.cast(),
+            l.result.cast(),
+            &view,
+            &overlay,
+            wrong,
+        );
 
         // Foreign values that Loupe never handed out.
         let foreign = std::ptr::dangling_mut::<u64>();
-        call_all_with_handles(&mut c, foreign.cast(), foreign.cast(), foreign.cast(), &view, &overlay, Checker::stale);
+        call_all_with_handles(
+            &mut c,
+            foreign.cast(),
+            foreign.cast(),
+            foreign.cast(),
+            foreign.cast(),
+            &view,
+            &overlay,
+            Checker::stale,
+        );
 
         // Stale: destroyed handles, after new objects were created (a reused address must not revive them).
         ok(loupe_result_destroy(l.result));
         ok(loupe_session_destroy(l.session));
         ok(loupe_engine_destroy(l.engine));
+        ok(loupe_profile_destroy(l.profile));
         let fresh = live(&image);
-        call_all_with_handles(&mut c, l.engine, l.session, l.result, &view, &overlay, Checker::stale);
+        call_all_with_handles(&mut c, l.engine, l.session, l.result, l.profile, &view, &overlay, Checker::stale);
         // The fresh handles still work after all that.
         let mut score = -1.0;
         ok(loupe_result_score(fresh.result, &mut score));
         assert!((0.0..=1.0).contains(&score));
+        let mut has = false;
+        ok(loupe_profile_has_references(fresh.profile, &mut has));
+        assert!(has);
         ok(loupe_result_destroy(fresh.result));
         ok(loupe_session_destroy(fresh.session));
         ok(loupe_engine_destroy(fresh.engine));
+        ok(loupe_profile_destroy(fresh.profile));
     }
 
     let declared = header_functions();
     let covered: BTreeSet<String> = c.covered.iter().map(|s| s.to_string()).collect();
-    assert!(declared.len() >= 25, "header parse found only {declared:?}");
+    assert!(declared.len() >= 37, "header parse found only {declared:?}");
     let missed: Vec<_> = declared.difference(&covered).collect();
     assert!(missed.is_empty(), "functions of include/loupe.h not exercised with NULL/stale arguments: {missed:?}");
 }
@@ -315,5 +457,6 @@ fn out_of_range_indices_and_bad_arguments_are_named() {
         ok(loupe_result_destroy(l.result));
         ok(loupe_session_destroy(l.session));
         ok(loupe_engine_destroy(l.engine));
+        ok(loupe_profile_destroy(l.profile));
     }
 }

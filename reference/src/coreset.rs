@@ -17,9 +17,9 @@ pub const PROJECTION_DIM: usize = 128;
 /// Rows of the projection matrix per parallel task of the distance updates.
 const CHUNK_ROWS: usize = 2048;
 
-/// The indices, ascending, of `target` rows of `points` (`[n, dim]` row-major) chosen greedily farthest-first.
-/// The first row is chosen by `seed`; the same inputs and seed give the same subset on any machine and thread
-/// count. `target >= n` keeps every row.
+/// The indices, ascending, of `target` rows of `points` (`[n, dim]` row-major) chosen greedily farthest-first
+/// (fewer when the rows hold fewer distinct values). The first row is chosen by `seed`; the same inputs and seed
+/// give the same subset on any machine and thread count. `target >= n` keeps every row.
 pub fn greedy_coreset(points: &[f32], dim: usize, target: usize, seed: u64) -> Result<Vec<usize>> {
     if dim == 0 || !points.len().is_multiple_of(dim) {
         return Err(ReferenceError::shape("coreset points (whole rows)", format!("multiples of {dim}"), points.len()));
@@ -42,7 +42,7 @@ pub fn greedy_coreset(points: &[f32], dim: usize, target: usize, seed: u64) -> R
         let centre = &projected[next * width..(next + 1) * width];
         // Update every row's distance to the subset and find the farthest row, chunk by chunk in parallel; ties go
         // to the lowest index, whatever the chunking.
-        let (_, far) = nearest
+        let (farthest, far) = nearest
             .par_chunks_mut(CHUNK_ROWS)
             .zip(projected.par_chunks(CHUNK_ROWS * width))
             .enumerate()
@@ -63,10 +63,10 @@ pub fn greedy_coreset(points: &[f32], dim: usize, target: usize, seed: u64) -> R
                 || (f32::NEG_INFINITY, usize::MAX),
                 |a, b| if b.0 > a.0 || (b.0 == a.0 && b.1 < a.1) { b } else { a },
             );
-        next = far;
-        if next == usize::MAX {
-            break; // Every row is already in the subset (duplicates only).
+        if far == usize::MAX || farthest <= 0.0 {
+            break; // Every row equals one already taken: the memory has fewer distinct rows than the target.
         }
+        next = far;
     }
     chosen.sort_unstable();
     chosen.dedup();
@@ -138,6 +138,13 @@ mod tests {
         let mut clusters: Vec<usize> = chosen.iter().map(|i| i / 50).collect();
         clusters.sort_unstable();
         assert_eq!(clusters, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn duplicates_stop_the_subset_early() {
+        let p: Vec<f32> = (0..40).map(|i| (i % 4) as f32).collect(); // 20 rows of dim 2, 2 distinct values
+        let chosen = greedy_coreset(&p, 2, 10, 0).unwrap();
+        assert_eq!(chosen.len(), 2, "{chosen:?}");
     }
 
     #[test]

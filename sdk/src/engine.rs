@@ -27,6 +27,9 @@ pub struct BoundProfile {
     profile: Profile,
     text: TextFeatures,
     model_id: String,
+    /// The bank and vocabulary `text` came from: another engine with the same model but another bank or
+    /// vocabulary must bind the profile itself.
+    bank_id: String,
 }
 
 impl BoundProfile {
@@ -53,6 +56,11 @@ impl BoundProfile {
     /// The backbone `model_id` it was bound to.
     pub fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    /// Identity of the prompt bank it was bound with (`name` and content id).
+    pub fn bank_id(&self) -> &str {
+        &self.bank_id
     }
 }
 
@@ -168,7 +176,14 @@ impl Engine {
             Some(words) => self.bind_vocabulary(words).map_err(|e| bad(e.to_string()))?,
             None => self.text.clone(),
         };
-        Ok(Arc::new(BoundProfile { profile, text, model_id: model.id }))
+        Ok(Arc::new(BoundProfile { profile, text, model_id: model.id, bank_id: self.bank_identity() }))
+    }
+
+    /// The text side's identity as bound profiles record it: the prompt bank and the engine's vocabulary (a
+    /// profile without a vocabulary of its own uses the engine's).
+    pub fn bank_identity(&self) -> String {
+        let b = self.bank.info();
+        format!("{} {} [{}]", b.name, b.id, self.text.words.join(", "))
     }
 
     /// Loads a profile file and binds it ([`Engine::bind_profile`]); errors name the file.

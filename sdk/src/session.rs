@@ -108,12 +108,21 @@ impl Session {
         v.pop().ok_or_else(|| LoupeError::inference("session", "no result"))
     }
 
+    /// A profile bound by another engine is refused when that engine's model or prompt bank differs (its text
+    /// matrix would be the other bank's).
     fn check_profile(&self, p: &BoundProfile) -> Result<()> {
         let model = self.engine.backbone().info();
         if p.model_id() != model.id {
             return Err(LoupeError::profile(
                 p.name(),
                 format!("bound to backbone model_id {}, this engine runs {}", p.model_id(), model.id),
+            ));
+        }
+        let bank = self.engine.bank_identity();
+        if p.bank_id() != bank {
+            return Err(LoupeError::profile(
+                p.name(),
+                format!("bound with prompt bank `{}`, this engine has `{bank}`: bind it to this engine", p.bank_id()),
             ));
         }
         Ok(())

@@ -212,6 +212,22 @@ fn mutual_scoring_of_a_batch_and_of_a_stream_window() {
 }
 
 #[test]
+fn a_profile_bound_by_another_engine_with_another_vocabulary_is_refused() {
+    let a = Arc::new(engine(&config()));
+    let mut cfg = config();
+    cfg.prompts.defects = Some(vec!["hole".into()]);
+    let b = Arc::new(engine(&cfg));
+    let images = good_images();
+    let profile = a.bind_profile(profile_of(&a, &images[..2], &ProfileOptions::default())).unwrap();
+    let mut session = Session::new(b.clone()).unwrap();
+    let err = session.set_profile(Some(profile.clone())).unwrap_err().to_string();
+    assert!(err.contains("prompt bank") && err.contains("bind it to this engine"), "{err}");
+    let rebound = b.bind_profile(profile.profile().clone()).unwrap();
+    session.set_profile(Some(rebound)).unwrap();
+    assert_eq!(session.inspect(&images[3].1.view()).unwrap().classes, vec!["normal", "hole"]);
+}
+
+#[test]
 fn calibrated_thresholds_apply_in_their_mode_only() {
     let engine = engine(&config());
     let images = good_images();

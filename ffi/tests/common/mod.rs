@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
 use loupe::*;
-use loupe_sdk::{Detection, OwnedImage, PixelFormat};
+use loupe_sdk::{Detection, LoupeConfig, OwnedImage, PixelFormat, ScoringMode};
 
 /// `tests/fixtures/parity`: the tiny model, its prompt bank and four images.
 pub fn fixture_dir() -> PathBuf {
@@ -28,12 +28,26 @@ pub fn fixture_images() -> Vec<PathBuf> {
 
 /// A TOML configuration for the fixture model and bank (absolute paths), plus `extra` lines.
 pub fn config_toml(extra: &str) -> String {
-    let dir = fixture_dir().canonicalize().unwrap();
+    config_toml_in(&fixture_dir(), extra)
+}
+
+/// A TOML configuration for the model and bank of fixture folder `dir` (`model/`, `bank.safetensors`), plus `extra`
+/// lines (top-level keys such as `profile` must come before any section).
+pub fn config_toml_in(dir: &Path, extra: &str) -> String {
+    let dir = dir.canonicalize().unwrap();
     format!(
-        "[model]\ndir = '{}'\n[prompts]\nbank = '{}'\n{extra}",
+        "{}[model]\ndir = '{}'\n[prompts]\nbank = '{}'\n{}",
+        extra.split_inclusive('\n').take_while(|l| !l.starts_with('[')).collect::<String>(),
         dir.join("model").display(),
-        dir.join("bank.safetensors").display()
+        dir.join("bank.safetensors").display(),
+        extra.split_inclusive('\n').skip_while(|l| !l.starts_with('[')).collect::<String>(),
     )
+}
+
+/// The Rust API's engine on the same configuration text as [`fixture_engine`].
+pub fn rust_engine(extra: &str) -> loupe_sdk::Engine {
+    let config = LoupeConfig::from_text(&config_toml(extra), loupe_sdk::ConfigFormat::Toml).unwrap();
+    loupe_dapo::build_engine(&config).unwrap()
 }
 
 /// The message of this thread's last call.
@@ -93,6 +107,54 @@ pub struct Snapshot {
     pub type_map: Vec<u16>,
     /// bbox, area, type index, type name, mean and max score.
     pub regions: Vec<([u32; 4], u32, u32, String, f32, f32)>,
+    pub normalized_score: f32,
+    pub map_range: f32,
+    pub evidence: EvidenceSnapshot,
+}
+
+/// A result's evidence (`LoupeEvidence`), with the reference score as an option so that snapshots compare.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvidenceSnapshot {
+    pub mode: u32,
+    pub text_score: f32,
+    pub reference_score: Option<f32>,
+    pub pool: u32,
+    pub window_filling: bool,
+}
+
+/// A `LoupeEvidence` with its `struct_size` set and every other field holding a sentinel.
+pub fn evidence_out() -> LoupeEvidence {
+    LoupeEvidence {
+        struct_size: size_of::<LoupeEvidence>() as u32,
+        mode: 77,
+        text_score: -7.0,
+        reference_score: -7.0,
+        pool: 77,
+        window_filling: true,
+    }
+}
+
+/// The evidence of a result, through `loupe_result_evidence`.
+pub fn evidence(r: *const LoupeResult) -> EvidenceSnapshot {
+    let mut e = evidence_out();
+    ok(unsafe { loupe_result_evidence(r, &mut e) });
+    assert_eq!(e.struct_size as usize, size_of::<LoupeEvidence>(), "struct_size is never written");
+    EvidenceSnapshot {
+        mode: e.mode,
+        text_score: e.text_score,
+        reference_score: (!e.reference_score.is_nan()).then_some(e.reference_score),
+        pool: e.pool,
+        window_filling: e.window_filling,
+    }
+}
+
+/// The `LOUPE_MODE_*` of a scoring mode.
+pub fn mode_code(mode: ScoringMode) -> u32 {
+    match mode {
+        ScoringMode::Text => LOUPE_MODE_TEXT,
+        ScoringMode::Golden => LOUPE_MODE_GOLDEN,
+        ScoringMode::Mutual => LOUPE_MODE_MUTUAL,
+    }
 }
 
 fn c_text(p: *const std::ffi::c_char) -> String {
@@ -151,6 +213,10 @@ pub fn snapshot(r: *const LoupeResult) -> Snapshot {
                 reg.max_score,
             ));
         }
+        let mut normalized_score = -1.0;
+        ok(loupe_result_normalized_score(r, &mut normalized_score));
+        let mut map_range = -1.0;
+        ok(loupe_result_map_range(r, &mut map_range));
         Snapshot {
             score,
             anomalous,
@@ -163,6 +229,9 @@ pub fn snapshot(r: *const LoupeResult) -> Snapshot {
             mask,
             type_map,
             regions,
+            normalized_score,
+            map_range,
+            evidence: evidence(r),
         }
     }
 }
@@ -188,6 +257,15 @@ pub fn snapshot_of(d: &Detection) -> Snapshot {
                 (r.bbox, r.area, t, r.defect_type.clone(), r.mean_score, r.max_score)
             })
             .collect(),
+        normalized_score: d.normalized_score,
+        map_range: d.map_range,
+        evidence: EvidenceSnapshot {
+            mode: mode_code(d.evidence.mode),
+            text_score: d.evidence.text_score,
+            reference_score: d.evidence.reference_score,
+            pool: d.evidence.pool as u32,
+            window_filling: d.evidence.window_filling,
+        },
     }
 }
 
@@ -203,4 +281,52 @@ pub fn inspect_once(engine: *const LoupeEngine, view: &LoupeImageView) -> Snapsh
         ok(loupe_session_destroy(session));
         s
     }
+}
+
+/// The fixture images, decoded.
+pub fn fixture_owned_images() -> Vec<OwnedImage> {
+    fixture_images().iter().map(|p| OwnedImage::open(p).unwrap()).collect()
+}
+
+/// `image` mirrored left-right, as packed RGB: another plausible image of the same product.
+pub fn mirrored(image: &OwnedImage) -> OwnedImage {
+    let rgb = image::imageops::flip_horizontal(&image.view().to_rgb());
+    let (width, height) = rgb.dimensions();
+    OwnedImage { data: rgb.into_raw(), width, height, format: PixelFormat::Rgb8 }
+}
+
+/// Creates a profile through `loupe_profile_create` (options NULL when `options` is None).
+pub fn c_profile(
+    engine: *const LoupeEngine,
+    references: &[LoupeImageView],
+    options: Option<&LoupeProfileOptions>,
+) -> *mut LoupeProfile {
+    let mut profile = std::ptr::null_mut();
+    let options = options.map_or(std::ptr::null(), |o| o as *const LoupeProfileOptions);
+    ok(unsafe { loupe_profile_create(engine, references.as_ptr(), references.len(), options, &mut profile) });
+    assert!(!profile.is_null());
+    profile
+}
+
+/// A new session on `engine`.
+pub fn c_session(engine: *const LoupeEngine) -> *mut LoupeSession {
+    let mut session = std::ptr::null_mut();
+    ok(unsafe { loupe_session_create(engine, &mut session) });
+    session
+}
+
+/// Inspects `view` with `session` (its profile and window) and returns the snapshot (result destroyed).
+pub fn inspect_in(session: *mut LoupeSession, view: &LoupeImageView) -> Snapshot {
+    unsafe {
+        let mut result = std::ptr::null_mut();
+        ok(loupe_session_inspect(session, view, &mut result));
+        let s = snapshot(result);
+        ok(loupe_result_destroy(result));
+        s
+    }
+}
+
+/// A C string of a path.
+pub fn c_path(path: &Path) -> CString {
+    CString::new(path.to_str().unwrap()).unwrap()
 }

@@ -75,12 +75,11 @@ pub fn create(engine: &Engine, references: &[ReferenceImage<'_>], options: &Prof
         ));
     }
     if !(options.coreset_fraction > 0.0 && options.coreset_fraction <= 1.0) {
-        return Err(LoupeError::Config {
-            file: None,
-            field: "coreset fraction".into(),
-            expected: "a number in (0, 1]".into(),
-            found: options.coreset_fraction.to_string(),
-        });
+        return Err(LoupeError::mismatch(
+            "coreset fraction of a profile",
+            "a number in (0, 1]",
+            options.coreset_fraction,
+        ));
     }
     if let Some(f) = &options.fusion {
         f.validate("fusion.text_weight")?;
