@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-SHOWN = ["blowhole/exp5_num_265149", "crack/exp5_num_249786", "break/exp6_num_117060", "fray/exp5_num_192101"]
-ROW_HEIGHT = 220
+SHOWN = ["blowhole/exp5_num_265149", "crack/exp5_num_249786", "break/exp6_num_117060", "fray/exp5_num_135651"]
+CELL = (260, 180)
 
 
 def inspect(loupe: Path, images: Sequence[Path], out: Path, extra: Sequence[str]) -> None:
@@ -38,24 +38,26 @@ def outlined(image: Path, mask: Path) -> Image.Image:
 
 
 def fit(im: Image.Image) -> Image.Image:
-    """Scaled to the row height."""
-    w = round(im.width * ROW_HEIGHT / im.height)
-    return im.resize((w, ROW_HEIGHT), Image.Resampling.BILINEAR)
+    """Scaled to fit a cell, aspect kept."""
+    scale = min(CELL[0] / im.width, CELL[1] / im.height)
+    return im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
 
 
-def grid(rows: list[list[Image.Image]], titles: Sequence[str]) -> Image.Image:
-    """Rows of images under column titles, on white."""
+def grid(rows: list[list[Image.Image]], titles: Sequence[str], labels: Sequence[str]) -> Image.Image:
+    """Rows of images centred in equal cells under column titles, each row labelled, on white."""
     font = ImageFont.load_default(size=18)
-    widths = [max(r[c].width for r in rows) for c in range(len(titles))]
-    pad, head = 8, 30
-    out = Image.new("RGB", (sum(widths) + pad * (len(widths) + 1), head + len(rows) * (ROW_HEIGHT + pad) + pad), "white")
+    pad, head, side = 8, 30, 90
+    cols = len(titles)
+    out = Image.new("RGB", (side + cols * (CELL[0] + pad) + pad, head + len(rows) * (CELL[1] + pad) + pad), "white")
     draw = ImageDraw.Draw(out)
-    x = pad
     for c, title in enumerate(titles):
-        draw.text((x, 6), title, fill="black", font=font)
-        for r, row in enumerate(rows):
-            out.paste(row[c], (x, head + r * (ROW_HEIGHT + pad)))
-        x += widths[c] + pad
+        draw.text((side + pad + c * (CELL[0] + pad), 6), title, fill="black", font=font)
+    for r, row in enumerate(rows):
+        y = head + r * (CELL[1] + pad)
+        draw.text((pad, y + CELL[1] // 2 - 10), labels[r], fill="black", font=font)
+        for c, im in enumerate(row):
+            x = side + pad + c * (CELL[0] + pad)
+            out.paste(im, (x + (CELL[0] - im.width) // 2, y + (CELL[1] - im.height) // 2))
     return out
 
 
@@ -89,7 +91,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         rows.append([fit(truth)] + [fit(o) for o in overlays])
     titles = ["ground truth", "text only", "16 golden samples", "mutual (window 48)"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    grid(rows, titles).save(args.out)
+    picture = grid(rows, titles, [s.split("/")[0] for s in SHOWN])
+    # A 256-colour palette keeps the committed PNG small; overlays have few distinct colours.
+    picture.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
     print(f"wrote {args.out}")
 
 

@@ -1,4 +1,5 @@
-"""The reference-scoring benchmark's own pieces: generated vectors, the faiss side, the table."""
+"""The reference-scoring tools' own pieces: the benchmark (vectors, faiss side, table), the measurement tables
+and the picture layout."""
 
 from __future__ import annotations
 
@@ -43,3 +44,31 @@ def test_table_has_one_row_per_fraction_with_the_ratio() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| 1.0") or line.startswith("| 0.1")]
     assert len(rows) == 2
     assert "| 1.50 |" in rows[0] and "| 1.20 |" in rows[1]
+
+
+def test_reference_runs_tables_read_the_reports() -> None:
+    from loupe_tools.reference_runs import TYPES, cells, comparison_table, mode_table
+
+    def report(image: float, pixel: float) -> dict:
+        per_type = {t: {"pixel_auroc": pixel} for t in TYPES}
+        return {"overall": {"image_auroc": image}, "per_type": per_type}
+
+    text = report(0.7, 0.6)
+    text["baseline"] = report(0.5, 0.55)
+    reports = {"text": text, "golden16": report(0.75, 0.9), "test-golden-mean": report(0.75, 0.9)}
+    assert cells(report(0.7, 0.6)["overall"], report(0.7, 0.6)["per_type"]) == ["0.700"] + ["0.600"] * 5
+    table = mode_table(reports)
+    assert "| 16 golden samples | 0.750 | 0.900 |" in table and "baseline" in table
+    assert "| golden-mean | 0.750 |" in comparison_table(reports, "test")
+
+
+def test_picture_cells_keep_the_aspect_and_the_grid_has_every_row() -> None:
+    from PIL import Image
+
+    from loupe_tools.reference_picture import CELL, fit, grid
+
+    wide = fit(Image.new("RGB", (1000, 100)))
+    assert wide.width == CELL[0] and wide.height == 26
+    rows = [[fit(Image.new("RGB", (50, 80), "red"))] * 4 for _ in range(2)]
+    picture = grid(rows, ["a", "b", "c", "d"], ["r1", "r2"])
+    assert picture.height > 2 * CELL[1] and picture.width > 4 * CELL[0]
