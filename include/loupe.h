@@ -824,9 +824,10 @@ enum LoupeStatus loupe_session_inspect_batch(struct LoupeSession *session,
  * Chooses the profile the session inspects with from now on: `profile`, or NULL for the engine's default profile
  * (the configuration's `profile`; none: the engine's vocabulary and thresholds, no golden samples). The session
  * holds the profile: the handle may be destroyed while the session uses it. The mutual window is cleared (it held
- * another product's images). A profile bound to another backbone model than the session's engine runs gives
- * `LOUPE_STATUS_PROFILE` and leaves the session as it was. A profile carries the text matrix of the engine it was
- * bound to (its own vocabulary, or that engine's): use it with sessions of that engine.
+ * another product's images). A profile bound by an engine with another backbone model, prompt bank or vocabulary
+ * than the session's gives `LOUPE_STATUS_PROFILE` and leaves the session as it was: a profile carries the text
+ * matrix of the engine it was bound to (its own vocabulary, or that engine's), so use it with sessions of that
+ * engine.
  *
  * Thread-safety: one thread at a time per session (a concurrent call on the same session gets
  * `LOUPE_STATUS_BUSY`); a profile may be set on any number of sessions, from any threads.
@@ -840,7 +841,8 @@ enum LoupeStatus loupe_session_set_profile(struct LoupeSession *session,
 /**
  * Inspects one image with `profile` for this call only (its golden samples, or text alone when it has none),
  * as `loupe_session_inspect` otherwise: the session's own profile and its mutual window are neither used nor
- * changed. A profile bound to another backbone model gives `LOUPE_STATUS_PROFILE`.
+ * changed. A profile bound by an engine with another model, prompt bank or vocabulary gives
+ * `LOUPE_STATUS_PROFILE`.
  *
  * On success `*out_result` receives a new result, to be released with `loupe_result_destroy`; on failure it is
  * set to NULL.

@@ -69,6 +69,26 @@ fn result_handle(detection: loupe_sdk::Detection) -> *mut LoupeResult {
     handles::insert(Object::Result(Arc::new(ResultData::new(detection))))
 }
 
+/// The part both single-image inspections share: lock the session, borrow the caller's view for this call, run
+/// `inspect` and store its detection as a new result in `*out`.
+///
+/// # Safety
+/// `image` is NULL or a view as for `loupe_session_inspect`.
+unsafe fn inspect_view(
+    data: &SessionData,
+    image: *const LoupeImageView,
+    out: &mut *mut LoupeResult,
+    inspect: impl FnOnce(&mut Session, &ImageView<'_>) -> loupe_sdk::Result<loupe_sdk::Detection>,
+) -> Result<(), FfiError> {
+    let mut session = data.lock()?;
+    // SAFETY: non-NULL views are readable by the contract.
+    let image = unsafe { image.as_ref() }.ok_or_else(|| FfiError::null("image"))?;
+    // SAFETY: the pixels are readable for the whole call by the contract; the view does not outlive it.
+    let view = unsafe { image.borrow("image") }?;
+    *out = result_handle(inspect(&mut session, &view)?);
+    Ok(())
+}
+
 /// Creates a session on `engine`. Make one per thread that inspects; many sessions can share one engine. The
 /// session keeps the engine alive until it is destroyed. It starts with the engine's default profile (the
 /// configuration's `profile`, if any) and with mutual scoring as `reference.mutual` and `reference.mutual_window`
@@ -137,13 +157,8 @@ pub unsafe extern "C" fn loupe_session_inspect(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { args::out(out_result, "out_result", std::ptr::null_mut()) }?;
         let data = handles::session(session, "session")?;
-        let mut session = data.lock()?;
-        // SAFETY: non-NULL views are readable by the contract.
-        let image = unsafe { image.as_ref() }.ok_or_else(|| FfiError::null("image"))?;
-        // SAFETY: the pixels are readable for the whole call by the contract; the view does not outlive it.
-        let view = unsafe { image.borrow("image") }?;
-        *out = result_handle(session.inspect(&view)?);
-        Ok(())
+        // SAFETY: forwarded from this function's contract.
+        unsafe { inspect_view(&data, image, out, |session, view| session.inspect(view)) }
     })
 }
 
@@ -208,9 +223,10 @@ pub unsafe extern "C" fn loupe_session_inspect_batch(
 /// Chooses the profile the session inspects with from now on: `profile`, or NULL for the engine's default profile
 /// (the configuration's `profile`; none: the engine's vocabulary and thresholds, no golden samples). The session
 /// holds the profile: the handle may be destroyed while the session uses it. The mutual window is cleared (it held
-/// another product's images). A profile bound to another backbone model than the session's engine runs gives
-/// `LOUPE_STATUS_PROFILE` and leaves the session as it was. A profile carries the text matrix of the engine it was
-/// bound to (its own vocabulary, or that engine's): use it with sessions of that engine.
+/// another product's images). A profile bound by an engine with another backbone model, prompt bank or vocabulary
+/// than the session's gives `LOUPE_STATUS_PROFILE` and leaves the session as it was: a profile carries the text
+/// matrix of the engine it was bound to (its own vocabulary, or that engine's), so use it with sessions of that
+/// engine.
 ///
 /// Thread-safety: one thread at a time per session (a concurrent call on the same session gets
 /// `LOUPE_STATUS_BUSY`); a profile may be set on any number of sessions, from any threads.
@@ -236,7 +252,8 @@ pub unsafe extern "C" fn loupe_session_set_profile(
 
 /// Inspects one image with `profile` for this call only (its golden samples, or text alone when it has none),
 /// as `loupe_session_inspect` otherwise: the session's own profile and its mutual window are neither used nor
-/// changed. A profile bound to another backbone model gives `LOUPE_STATUS_PROFILE`.
+/// changed. A profile bound by an engine with another model, prompt bank or vocabulary gives
+/// `LOUPE_STATUS_PROFILE`.
 ///
 /// On success `*out_result` receives a new result, to be released with `loupe_result_destroy`; on failure it is
 /// set to NULL.
@@ -258,13 +275,8 @@ pub unsafe extern "C" fn loupe_session_inspect_with_profile(
         let out = unsafe { args::out(out_result, "out_result", std::ptr::null_mut()) }?;
         let data = handles::session(session, "session")?;
         let profile = handles::profile(profile, "profile")?;
-        let mut session = data.lock()?;
-        // SAFETY: non-NULL views are readable by the contract.
-        let image = unsafe { image.as_ref() }.ok_or_else(|| FfiError::null("image"))?;
-        // SAFETY: the pixels are readable for the whole call by the contract; the view does not outlive it.
-        let view = unsafe { image.borrow("image") }?;
-        *out = result_handle(session.inspect_with(&view, &profile.profile)?);
-        Ok(())
+        // SAFETY: forwarded from this function's contract.
+        unsafe { inspect_view(&data, image, out, |session, view| session.inspect_with(view, &profile.profile)) }
     })
 }
 

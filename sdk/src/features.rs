@@ -108,13 +108,8 @@ impl TextFeatures {
     }
 }
 
-/// L2-normalises `v` in place (a zero vector stays zero).
-pub fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-}
+/// L2-normalises `v` in place (a zero vector stays zero): the same function reference scoring normalises with.
+pub use loupe_reference::patches::normalize;
 
 #[cfg(test)]
 mod tests {

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+
+from .bench import median_ms
 
 DAPO = {"layers": 4, "cells": 37 * 37, "dim": 768, "references": 16}
 
@@ -74,13 +74,8 @@ def faiss_ms(queries: np.ndarray, memories: Sequence[np.ndarray], repeat: int) -
             distances, _ = index.search(np.ascontiguousarray(queries[layer]), 1)
             best[layer] = distances[:, 0]
 
-    search()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        search()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times), best.copy()
+    ms = median_ms(search, repeat)  # its warm-up run fills `best`
+    return ms, best.copy()
 
 
 def markdown(report: dict, faiss_results: Sequence[tuple[float, float]], threads: int) -> str:

@@ -238,25 +238,18 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         f(o.aupro),
         args.out.join("report.md").display()
     );
-    if let Some(t) = &summary.text_only {
-        let o = &t.overall;
-        println!(
-            "text only (same run): image AUROC {}, pixel AUROC {}, AUPRO@{} {}",
-            f(o.image_auroc),
-            f(o.pixel_auroc),
-            args.fpr_limit,
-            f(o.aupro)
-        );
-    }
-    if let Some(b) = &summary.baseline {
-        let o = &b.overall;
-        println!(
-            "baseline (local contrast, training-free): image AUROC {}, pixel AUROC {}, AUPRO@{} {}",
-            f(o.image_auroc),
-            f(o.pixel_auroc),
-            args.fpr_limit,
-            f(o.aupro)
-        );
+    let others =
+        [("text only (same run)", &summary.text_only), ("baseline (local contrast, training-free)", &summary.baseline)];
+    for (name, scorer) in others {
+        if let Some(o) = scorer.as_ref().map(|b| &b.overall) {
+            println!(
+                "{name}: image AUROC {}, pixel AUROC {}, AUPRO@{} {}",
+                f(o.image_auroc),
+                f(o.pixel_auroc),
+                args.fpr_limit,
+                f(o.aupro)
+            );
+        }
     }
     if ok == 0 {
         ExitCode::from(2)
