@@ -26,7 +26,7 @@ use loupe_sdk::{LoupeConfig, LoupeError, OwnedImage, ScoringMode};
 
 use crate::options::EngineOptions;
 use crate::references;
-use crate::scoring::{Scorer, stream_order};
+use crate::scoring::{Scorer, primed_stream_order};
 
 /// Bins of the pixel scores for the F1-optimal pixel threshold.
 const PIXEL_BINS: usize = 1 << 16;
@@ -132,14 +132,10 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), LoupeError> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     // Good images: for mutual scoring, a stream in a fixed shuffled order primed with its last window.
-    let order: Vec<usize> = if mode == ScoringMode::Mutual {
-        let o = stream_order(good.len());
-        let warm = scorer.window.as_ref().map_or(0, |w| w.settings().window).min(good.len().saturating_sub(1));
-        o[good.len() - warm..].iter().chain(&o).copied().collect()
-    } else {
-        (0..good.len()).collect()
+    let (order, priming) = match &scorer.window {
+        Some(w) if mode == ScoringMode::Mutual => primed_stream_order(good.len(), w.settings().window),
+        _ => ((0..good.len()).collect(), 0),
     };
-    let priming = order.len() - good.len();
     let mut good_obs = Vec::with_capacity(good.len());
     for (step, &i) in order.iter().enumerate() {
         let image = OwnedImage::open(&good[i])?;

@@ -251,6 +251,15 @@ pub fn stream_order(n: usize) -> Vec<usize> {
     order
 }
 
+/// The order a mutual stream of `n` images is scored in: [`stream_order`] preceded by its last `window` images
+/// (at most `n - 1`), so that every image after the first `window` ones, which only fill the window, meets a full
+/// window of others (a stream that has been running). Returns the order and how many leading images only prime.
+pub fn primed_stream_order(n: usize, window: usize) -> (Vec<usize>, usize) {
+    let order = stream_order(n);
+    let warm = window.min(n.saturating_sub(1));
+    (order[n - warm..].iter().chain(&order).copied().collect(), warm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +272,15 @@ mod tests {
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
         assert_ne!(o, sorted, "shuffled");
         assert_eq!(o, stream_order(50), "the same every run");
+    }
+
+    #[test]
+    fn a_primed_stream_starts_with_its_own_last_window() {
+        let (order, priming) = primed_stream_order(10, 4);
+        assert_eq!(priming, 4);
+        assert_eq!(order.len(), 14);
+        assert_eq!(&order[..4], &stream_order(10)[6..]);
+        assert_eq!(primed_stream_order(3, 48).1, 2, "never more than the other images");
     }
 
     #[test]

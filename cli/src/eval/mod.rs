@@ -23,7 +23,7 @@ use loupe_eval::plots;
 use loupe_eval::report::{self, BaselineInfo, DatasetInfo, ModeInfo, Report, TextOnlyInfo, Timing};
 
 use crate::options::EngineOptions;
-use crate::scoring::{Scorer, ScoringOptions, stream_order};
+use crate::scoring::{Scorer, ScoringOptions, primed_stream_order};
 
 /// Default bins of the pixel accumulators.
 const DEFAULT_BINS: usize = 1 << 20;
@@ -192,14 +192,14 @@ pub fn run(args: &EvalArgs) -> ExitCode {
         eprintln!("note: folder `{folder}` has no ground_truth/{folder}/: its images count at image level only");
     }
     let mut gallery = Gallery::new(args.worst);
-    let order = scoring_order(mode, dataset.samples.len(), scorer.window.as_ref().map_or(0, |w| w.settings().window));
+    let window = scorer.window.as_ref().map_or(0, |w| w.settings().window);
+    let (order, priming) = scoring_order(mode, dataset.samples.len(), window);
     let loop_start = Instant::now();
     let bar = ProgressBar::new(order.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} images, {elapsed} elapsed, ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let priming = order.len() - dataset.samples.len();
     for (step, &i) in order.iter().enumerate() {
         let sample = &dataset.samples[i];
         bar.set_message(sample.stem.clone());
@@ -275,16 +275,11 @@ struct Job<'a> {
     prime: bool,
 }
 
-/// The order images are scored in: the data set's for text and golden samples; for mutual scoring a fixed
-/// shuffle (a production stream mixes good and defective parts), preceded by its last `window` images so that
-/// every counted image meets a full window of others (a window that has been running).
-fn scoring_order(mode: ScoringMode, n: usize, window: usize) -> Vec<usize> {
-    if mode != ScoringMode::Mutual {
-        return (0..n).collect();
-    }
-    let order = stream_order(n);
-    let warm = window.min(n.saturating_sub(1));
-    order[n - warm..].iter().chain(&order).copied().collect()
+/// The order images are scored in, and how many leading ones only prime the mutual window: the data set's order
+/// for text and golden samples; for mutual scoring a fixed shuffle (a production stream mixes good and defective
+/// parts) primed with its own last window ([`primed_stream_order`]).
+fn scoring_order(mode: ScoringMode, n: usize, window: usize) -> (Vec<usize>, usize) {
+    if mode == ScoringMode::Mutual { primed_stream_order(n, window) } else { ((0..n).collect(), 0) }
 }
 
 /// Reads, inspects (with the engine, the scorer's evidence and the baseline, if any) and aggregates one image;
