@@ -176,7 +176,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), LoupeError> {
     };
     let with_masks = masks.iter().filter(|m| m.is_some()).count();
     let pixel_t = if with_masks > 0 {
-        let range = bound_range(&engine, mode, &bound);
+        let range = engine.map_range(mode, Some(&bound));
         let mut pixels = BinnedScores::new(0.0, range, PIXEL_BINS).map_err(metric)?;
         for o in &good_obs {
             pixels.add("good image", &o.map, &vec![false; o.map.len()]).map_err(metric)?;
@@ -227,12 +227,6 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), LoupeError> {
         out.display()
     );
     Ok(())
-}
-
-/// Top of the anomaly map's range in `mode`.
-fn bound_range(engine: &loupe_sdk::Engine, mode: ScoringMode, profile: &loupe_sdk::BoundProfile) -> f32 {
-    let layers = engine.backbone().geometry().layers;
-    if mode == ScoringMode::Text { layers as f32 } else { engine.fusion(Some(profile)).map_range(layers) }
 }
 
 #[cfg(test)]

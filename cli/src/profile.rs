@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use loupe_sdk::profile::{Augmentation, Profile, ProfileOptions, ReferenceImage, create};
+use loupe_sdk::profile::{Augmentation, Profile, ProfileOptions, create};
 use loupe_sdk::{Fusion, FusionRule, LoupeConfig, LoupeError};
 
 use crate::options::EngineOptions;
@@ -86,10 +86,8 @@ fn create_profile(args: &CreateArgs) -> Result<(), LoupeError> {
     let cfg: LoupeConfig = args.engine.validate(&args.engine.load()?)?;
     let engine = loupe_dapo::build_engine(&cfg)?;
     eprintln!("{}", crate::options::model_line(&cfg, &engine));
-    let paths = references::spread(references::expand(&args.references, "--references")?, args.shots, "--references")?;
-    let images = references::decode(&paths)?;
-    let refs: Vec<ReferenceImage<'_>> =
-        images.iter().map(|(name, img)| ReferenceImage { name, image: img.view() }).collect();
+    let images = references::decode(&references::select(&args.references, args.shots)?)?;
+    let refs = references::views(&images);
     let name = args.name.clone().unwrap_or_else(|| {
         args.out.file_stem().map_or_else(|| "profile".to_string(), |s| s.to_string_lossy().into_owned())
     });

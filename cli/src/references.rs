@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use loupe_eval::dataset::is_image;
+use loupe_sdk::profile::ReferenceImage;
 use loupe_sdk::{LoupeError, OwnedImage};
 
 fn not_found(path: &Path, what: &str) -> LoupeError {
@@ -81,6 +82,11 @@ pub fn spread(paths: Vec<PathBuf>, shots: Option<usize>, option: &str) -> Result
     Ok((0..k).map(|i| paths[i * n / k].clone()).collect())
 }
 
+/// `expand` then `spread`: the reference files `--references` and `--shots` name.
+pub fn select(inputs: &[String], shots: Option<usize>) -> Result<Vec<PathBuf>, LoupeError> {
+    spread(expand(inputs, "--references")?, shots, "--references")
+}
+
 /// Refuses reference images that are also evaluated (or calibrated) images, comparing canonical paths.
 pub fn refuse_overlap<'a>(
     references: &[PathBuf],
@@ -107,6 +113,11 @@ pub fn refuse_overlap<'a>(
 /// reference is skipped silently).
 pub fn decode(paths: &[PathBuf]) -> Result<Vec<(String, OwnedImage)>, LoupeError> {
     paths.iter().map(|p| Ok((p.display().to_string(), OwnedImage::open(p)?))).collect()
+}
+
+/// The decoded references as the SDK takes them (names and views borrowed from `images`).
+pub fn views(images: &[(String, OwnedImage)]) -> Vec<ReferenceImage<'_>> {
+    images.iter().map(|(name, img)| ReferenceImage { name, image: img.view() }).collect()
 }
 
 #[cfg(test)]

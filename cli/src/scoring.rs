@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use loupe_sdk::profile::{Augmentation, ProfileOptions, ReferenceImage, create};
+use loupe_sdk::profile::{Augmentation, ProfileOptions, create};
 use loupe_sdk::reference::MutualWindow;
 use loupe_sdk::{BoundProfile, Detection, Engine, FusionRule, ImageView, LoupeConfig, LoupeError, ScoringMode};
 
@@ -87,12 +87,10 @@ impl ScoringOptions {
         if self.references.is_empty() {
             return Ok(engine.default_profile().cloned());
         }
-        let paths =
-            references::spread(references::expand(&self.references, "--references")?, self.shots, "--references")?;
+        let paths = references::select(&self.references, self.shots)?;
         references::refuse_overlap(&paths, scored, "--references")?;
         let images = references::decode(&paths)?;
-        let refs: Vec<ReferenceImage<'_>> =
-            images.iter().map(|(name, img)| ReferenceImage { name, image: img.view() }).collect();
+        let refs = references::views(&images);
         let options = ProfileOptions {
             name: format!("{} references", refs.len()),
             augmentation: self.augment,

@@ -58,7 +58,8 @@ impl BoundProfile {
         &self.model_id
     }
 
-    /// Identity of the prompt bank it was bound with (`name` and content id).
+    /// Identity of the text side it was bound with ([`Engine::bank_identity`]: bank name, content id and the
+    /// engine's vocabulary).
     pub fn bank_id(&self) -> &str {
         &self.bank_id
     }
@@ -230,7 +231,7 @@ impl Engine {
         mutual: bool,
     ) -> Result<Vec<Detection>> {
         let outputs: Vec<OutputSize> = images.iter().map(|i| self.output_size(i)).collect();
-        if mutual && !profile.is_some_and(BoundProfile::has_references) {
+        if mutual_scores(mutual, profile) {
             // Every image of the call is every other image's reference: all features first.
             let features = self.encode(images)?;
             let evidence = mutual_batch(&features, &self.mutual_settings())?;
@@ -254,7 +255,14 @@ impl Engine {
 
     /// Whether images inspected with `profile` get mutual evidence (no golden samples, `reference.mutual` on).
     pub fn mutual_applies(&self, profile: Option<&BoundProfile>) -> bool {
-        self.reference.mutual && !profile.is_some_and(BoundProfile::has_references)
+        mutual_scores(self.reference.mutual, profile)
+    }
+
+    /// Top of the anomaly map's range in `mode` with `profile`'s fusion: the number of layers for text, the fusion
+    /// rule's range otherwise.
+    pub fn map_range(&self, mode: ScoringMode, profile: Option<&BoundProfile>) -> f32 {
+        let layers = self.backbone.geometry().layers;
+        if mode == ScoringMode::Text { layers.max(1) as f32 } else { self.fusion(profile).map_range(layers) }
     }
 
     /// Runs the backbone over `images` in batches of `engine.batch_size`; one checked feature set per image.
@@ -382,6 +390,11 @@ impl Engine {
     pub fn components(&self) -> [ComponentInfo; 3] {
         [self.backbone.info(), self.bank.info(), self.post.info()]
     }
+}
+
+/// Whether mutual scoring applies: asked for, and golden samples (which take precedence) absent.
+pub(crate) fn mutual_scores(mutual: bool, profile: Option<&BoundProfile>) -> bool {
+    mutual && !profile.is_some_and(BoundProfile::has_references)
 }
 
 /// The bank's text matrix of `words`, checked for shape.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::detection::Detection;
-use crate::engine::{BoundProfile, Engine};
+use crate::engine::{BoundProfile, Engine, mutual_scores};
 use crate::error::{LoupeError, Result};
 use crate::image_input::ImageView;
 use crate::reference::{MutualSettings, MutualWindow};
@@ -81,7 +81,7 @@ impl Session {
     /// images, flagged in `evidence.window_filling`), after which the image joins the window; else text only.
     pub fn inspect(&mut self, image: &ImageView<'_>) -> Result<Detection> {
         let profile = self.profile.as_deref();
-        let mut results = if self.mutual && !profile.is_some_and(BoundProfile::has_references) {
+        let mut results = if mutual_scores(self.mutual, profile) {
             let features = self.engine.encode(std::slice::from_ref(image))?;
             let evidence = self.window.evidence(&features[0])?;
             let filling = evidence.is_none();

@@ -164,13 +164,12 @@ pub fn run(args: &EvalArgs) -> ExitCode {
     let mode = scorer.mode();
     eprintln!("scoring: {}", scorer.describe(&engine));
     let layers = engine.backbone().geometry().layers;
-    let fusion = engine.fusion(scorer.profile.as_deref());
     let engine_thresholds = engine.thresholds(mode, scorer.profile.as_deref());
     let (image_t, pixel_t) = engine_thresholds
         .map_or((cfg.postprocess.image_threshold, cfg.pixel_threshold(layers)), |t| (t.image, t.pixel));
     let thresholds: BTreeMap<&'static str, f32> = [("image", image_t), ("pixel", pixel_t)].into_iter().collect();
-    let text_range = (0.0, (layers as f32).max(1.0));
-    let range = if mode == ScoringMode::Text { text_range } else { (0.0, fusion.map_range(layers)) };
+    let text_range = (0.0, engine.map_range(ScoringMode::Text, None));
+    let range = (0.0, engine.map_range(mode, scorer.profile.as_deref()));
     let settings = Settings { range, bins: args.pixel_bins, fpr_limit: args.fpr_limit };
     let text_settings = (mode != ScoringMode::Text).then_some(Settings { range: text_range, ..settings });
     let folders = (dataset.defect_types.as_slice(), dataset.folders_without_masks.as_slice());
