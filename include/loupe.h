@@ -25,10 +25,12 @@
 
 /**
  * Version of the C interface described by this header. It changes when declarations change (version 2: profiles,
- * mutual scoring, result evidence, `LOUPE_STATUS_PROFILE`); compare it with `loupe_c_api_version()` to detect a
- * header/library mismatch.
+ * mutual scoring, result evidence, `LOUPE_STATUS_PROFILE`; version 3: per-call options and re-thresholding, batch
+ * statuses, BGRA/BGRX/RGBX and 10-16-bit gray views, the log callback, engine queries, result JSON, the segment
+ * rule); compare it with `loupe_c_api_version()` to detect a header/library mismatch. The shared library's SONAME
+ * carries it (`libloupe.so.3`).
  */
-#define LOUPE_C_API_VERSION 2
+#define LOUPE_C_API_VERSION 3
 
 /**
  * Configuration text format: TOML.
@@ -64,6 +66,122 @@
  * Pixel format: four 8-bit channels in the order R, G, B, A; alpha is ignored.
  */
 #define LOUPE_FORMAT_RGBA8 4
+
+/**
+ * Pixel format: four 8-bit channels in the order B, G, R, A (OpenCV's `CV_8UC4`); alpha is ignored.
+ */
+#define LOUPE_FORMAT_BGRA8 5
+
+/**
+ * Pixel format: B, G, R and one unused byte per pixel (cameras' `BGRx`/`BGRa8` without alpha).
+ */
+#define LOUPE_FORMAT_BGRX8 6
+
+/**
+ * Pixel format: R, G, B and one unused byte per pixel.
+ */
+#define LOUPE_FORMAT_RGBX8 7
+
+/**
+ * Pixel format: one 16-bit word per pixel (native byte order, OpenCV's `CV_16UC1`) holding 10 significant bits
+ * (0..1023). 10- to 16-bit gray is reduced to 8 bits by dropping the lowest bits (`value >> (bits - 8)`, values
+ * above the bit depth read as 255), so `g << (bits - 8)` inspects exactly as the 8-bit gray `g`.
+ */
+#define LOUPE_FORMAT_GRAY10 8
+
+/**
+ * Pixel format: 16-bit words holding 12 significant bits (0..4095), as `LOUPE_FORMAT_GRAY10` otherwise.
+ */
+#define LOUPE_FORMAT_GRAY12 9
+
+/**
+ * Pixel format: 16-bit words holding 14 significant bits (0..16383), as `LOUPE_FORMAT_GRAY10` otherwise.
+ */
+#define LOUPE_FORMAT_GRAY14 10
+
+/**
+ * Pixel format: 16-bit words, all 16 bits significant, as `LOUPE_FORMAT_GRAY10` otherwise.
+ */
+#define LOUPE_FORMAT_GRAY16 11
+
+/**
+ * Log level: no messages (the callback is removed).
+ */
+#define LOUPE_LOG_OFF 0
+
+/**
+ * Log level: errors.
+ */
+#define LOUPE_LOG_ERROR 1
+
+/**
+ * Log level: warnings (GPU failures that fell back to the CPU, ...) and errors.
+ */
+#define LOUPE_LOG_WARN 2
+
+/**
+ * Log level: informational messages (which post-processing backend was chosen, ...) and above.
+ */
+#define LOUPE_LOG_INFO 3
+
+/**
+ * Log level: debugging messages and above.
+ */
+#define LOUPE_LOG_DEBUG 4
+
+/**
+ * Log level: everything.
+ */
+#define LOUPE_LOG_TRACE 5
+
+/**
+ * `LoupeInspectOptions.set` bit: use `image_threshold`.
+ */
+#define LOUPE_OPTION_IMAGE_THRESHOLD 1
+
+/**
+ * `LoupeInspectOptions.set` bit: use `pixel_threshold`.
+ */
+#define LOUPE_OPTION_PIXEL_THRESHOLD (1 << 1)
+
+/**
+ * `LoupeInspectOptions.set` bit: use `min_region_area`.
+ */
+#define LOUPE_OPTION_MIN_REGION_AREA (1 << 2)
+
+/**
+ * `LoupeInspectOptions.set` bit: use `segment`.
+ */
+#define LOUPE_OPTION_SEGMENT (1 << 3)
+
+/**
+ * `LoupeInspectOptions.set` bit: use `classes` / `class_count`.
+ */
+#define LOUPE_OPTION_CLASSES (1 << 4)
+
+/**
+ * `LoupeInspectOptions.segment`: only images labelled anomalous get a mask and regions (the default of
+ * `postprocess.segment`): the label and the regions never contradict each other.
+ */
+#define LOUPE_SEGMENT_ANOMALOUS 1
+
+/**
+ * `LoupeInspectOptions.segment`: every image gets a mask and regions from the pixel threshold, whatever its label
+ * (two independent thresholds; what pixel-level benchmarks score).
+ */
+#define LOUPE_SEGMENT_ALL 2
+
+/**
+ * `LoupeInspectOptions.skip` bit: free the float anomaly map (and per-class maps) once the mask and regions are
+ * made; `loupe_result_anomaly_map` then fails, and the result cannot be re-thresholded.
+ */
+#define LOUPE_SKIP_ANOMALY_MAP 1
+
+/**
+ * `LoupeInspectOptions.skip` bit: free the type map once regions are made (regions keep their types);
+ * `loupe_result_type_map` then fails, and the result cannot be re-thresholded.
+ */
+#define LOUPE_SKIP_TYPE_MAP (1 << 1)
 
 /**
  * Reference augmentation: the images only.
@@ -180,6 +298,11 @@ typedef enum LoupeStatus {
    * the message names the file (or the profile).
    */
   LOUPE_STATUS_PROFILE = 18,
+  /**
+   * Images of a batch failed (`loupe_session_inspect_batch_ex`), not all for the same reason: each image's own
+   * status is in the status array, the others have results; the message names the failed images and why.
+   */
+  LOUPE_STATUS_BATCH_PARTIAL = 19,
 } LoupeStatus;
 
 /**
@@ -208,9 +331,89 @@ typedef struct LoupeResult LoupeResult;
 typedef struct LoupeSession LoupeSession;
 
 /**
- * A borrowed 8-bit image in caller memory: `height` rows, `stride` bytes apart, each holding `width` pixels of
- * `format` (`LOUPE_FORMAT_*`). Loupe reads it only during the call it is passed to and never keeps it.
- * `stride` 0 means tightly packed (`width * channels`). Format values start at 1 so that a zeroed view is
+ * What an engine holds, copied out by `loupe_engine_info`. Set `struct_size` to `sizeof(LoupeEngineInfo)` before
+ * the call (fields may be appended in later versions). Strings are owned by the engine: valid until the engine and
+ * every session made from it are destroyed.
+ */
+typedef struct LoupeEngineInfo {
+  /**
+   * Set by the caller to `sizeof(LoupeEngineInfo)`; never written by Loupe.
+   */
+  uint32_t struct_size;
+  /**
+   * The backbone model's name.
+   */
+  const char *model_name;
+  /**
+   * The backbone model's content id (`model_id` of its metadata; profiles and banks record it).
+   */
+  const char *model_id;
+  /**
+   * The prompt bank's name.
+   */
+  const char *bank_name;
+  /**
+   * The prompt bank's content id (hash).
+   */
+  const char *bank_id;
+  /**
+   * The post-processor's kind (`dapo-postprocess-cpu`, `dapo-postprocess-gpu`, or a plugin's).
+   */
+  const char *postprocessor;
+  /**
+   * Model input width in pixels (images of other sizes are resized to it).
+   */
+  uint32_t input_width;
+  /**
+   * Model input height in pixels.
+   */
+  uint32_t input_height;
+  /**
+   * Patch-feature layers (the top of a text-only anomaly map's range).
+   */
+  uint32_t layers;
+  /**
+   * Feature dimension.
+   */
+  uint32_t feature_dim;
+  /**
+   * Image threshold of text-only results without a profile (`postprocess.image_threshold`).
+   */
+  float image_threshold;
+  /**
+   * Pixel threshold of text-only results without a profile (`postprocess.pixel_threshold`, or half the layers).
+   */
+  float pixel_threshold;
+  /**
+   * `postprocess.min_region_area`.
+   */
+  uint32_t min_region_area;
+  /**
+   * `postprocess.segment`: `LOUPE_SEGMENT_ANOMALOUS` or `LOUPE_SEGMENT_ALL`.
+   */
+  uint32_t segment;
+  /**
+   * Number of classes (`normal` plus the defect words); names through `loupe_engine_class_name`.
+   */
+  uint32_t class_count;
+  /**
+   * Whether the engine has a default profile (the configuration's `profile`).
+   */
+  bool has_default_profile;
+} LoupeEngineInfo;
+
+/**
+ * A log callback: `level` (`LOUPE_LOG_ERROR` .. `LOUPE_LOG_TRACE`), `target` (the module the message comes from,
+ * e.g. `loupe_dapo::postprocess::gpu`), the message, and the `user_data` given to `loupe_set_log_callback`. Both
+ * strings are valid during the call only. Called from whichever thread logs (an inspecting thread, or a thread
+ * of the GPU driver); it must not throw, and it must not call `loupe_set_log_callback`.
+ */
+typedef void (*LoupeLogFn)(uint32_t level, const char *target, const char *message, void *user_data);
+
+/**
+ * A borrowed image in caller memory: `height` rows, `stride` bytes apart, each holding `width` pixels of
+ * `format` (`LOUPE_FORMAT_*`: 1 to 4 bytes per pixel). Loupe reads it only during the call it is passed to and never keeps it.
+ * `stride` 0 means tightly packed (`width * bytes per pixel`). Format values start at 1 so that a zeroed view is
  * refused rather than read as gray.
  */
 typedef struct LoupeImageView {
@@ -227,11 +430,13 @@ typedef struct LoupeImageView {
    */
   uint32_t height;
   /**
-   * Bytes from the start of one row to the start of the next (OpenCV: `mat.step[0]`); 0 = packed.
+   * Bytes from the start of one row to the start of the next (OpenCV: `mat.step[0]`); 0 = packed
+   * (`width * bytes per pixel`).
    */
   size_t stride;
   /**
-   * One of `LOUPE_FORMAT_GRAY8`, `LOUPE_FORMAT_RGB8`, `LOUPE_FORMAT_BGR8`, `LOUPE_FORMAT_RGBA8`.
+   * A `LOUPE_FORMAT_*` value. Loupe cannot tell BGR from RGB bytes: passing one as the other is accepted and
+   * gives other scores (CLIP models see colour), so match the camera's or OpenCV's order (`loupe_opencv.hpp`).
    */
   uint32_t format;
 } LoupeImageView;
@@ -342,6 +547,53 @@ typedef struct LoupeRegion {
   float max_score;
 } LoupeRegion;
 
+/**
+ * Options of one inspection (`loupe_session_inspect_ex`, `loupe_session_inspect_batch_ex`,
+ * `loupe_session_inspect_with_profile_ex`) or of a re-thresholding (`loupe_result_rethreshold`).
+ * Zero-initialise it, set `struct_size` to `sizeof(LoupeInspectOptions)`, then set the fields wanted and their
+ * bits in `set`: a field whose bit is clear means the engine's configuration (or the profile's calibration), so a
+ * zeroed struct changes nothing. Fields may be appended in later versions.
+ */
+typedef struct LoupeInspectOptions {
+  /**
+   * `sizeof(LoupeInspectOptions)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Which fields below are given: `LOUPE_OPTION_*` bits.
+   */
+  uint32_t set;
+  /**
+   * Image-score threshold, on the scale of the result's scoring mode (`loupe_result_thresholds`).
+   */
+  float image_threshold;
+  /**
+   * Anomaly-map threshold, on the scale of the map (`loupe_result_map_range`).
+   */
+  float pixel_threshold;
+  /**
+   * Smallest region kept, in pixels (at least 1).
+   */
+  uint32_t min_region_area;
+  /**
+   * `LOUPE_SEGMENT_ANOMALOUS` or `LOUPE_SEGMENT_ALL`.
+   */
+  uint32_t segment;
+  /**
+   * Defect words to look for, a subset of the engine's (or the profile's) vocabulary, UTF-8; read during the
+   * call only. The result's classes are `normal` and these, in this order.
+   */
+  const char *const *classes;
+  /**
+   * Number of entries of `classes` (at least 1).
+   */
+  size_t class_count;
+  /**
+   * Outputs to free after the call: `LOUPE_SKIP_*` bits (0 keeps all).
+   */
+  uint32_t skip;
+} LoupeInspectOptions;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -394,6 +646,36 @@ enum LoupeStatus loupe_engine_create_from_string(const char *text,
                                                  struct LoupeEngine **out_engine);
 
 /**
+ * Creates an engine with Loupe's embedded default model and prompt bank and the default settings (no
+ * configuration file, no environment variables): what `loupe inspect` uses without options. The same as
+ * `loupe_engine_create_from_string("", LOUPE_CONFIG_TOML, out_engine)`.
+ *
+ * On success `*out_engine` receives a new handle, to be released with `loupe_engine_destroy`; on failure it is
+ * set to NULL.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `out_engine` is NULL or valid for writing a pointer.
+ */
+enum LoupeStatus loupe_engine_create_default(struct LoupeEngine **out_engine);
+
+/**
+ * Copies what the engine holds into `*out_info`: model and bank identity, post-processor, input size, the
+ * configured thresholds, minimum region area and segment rule, the number of classes. The caller sets
+ * `out_info->struct_size` to `sizeof(LoupeEngineInfo)`; a smaller value than this version's struct is refused with
+ * `LOUPE_STATUS_INVALID_ARGUMENT` and nothing is written.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `out_info` is NULL or points to a `LoupeEngineInfo` whose `struct_size` is readable and which is valid for
+ * writing `struct_size` bytes.
+ */
+enum LoupeStatus loupe_engine_info(const struct LoupeEngine *engine,
+                                   struct LoupeEngineInfo *out_info);
+
+/**
  * Destroys an engine handle. Sessions created from it keep working (they hold the engine until they are
  * destroyed), and so do profiles bound to it (they hold their own data). NULL is accepted and does nothing; a
  * handle that is not a live engine gives `LOUPE_STATUS_INVALID_HANDLE`.
@@ -439,6 +721,27 @@ enum LoupeStatus loupe_engine_class_name(const struct LoupeEngine *engine,
  * Thread-safety: safe from any thread; each thread has its own message.
  */
 const char *loupe_last_error(void);
+
+/**
+ * Routes the library's log messages of `level` and more severe to `callback` (replacing any earlier callback),
+ * with `user_data` passed back on each call. `LOUPE_LOG_OFF` or a NULL `callback` removes the callback: Loupe
+ * then logs nothing (the default; Loupe never writes to stdout or stderr itself). Messages come from Loupe (which
+ * post-processing backend was chosen, a GPU failure that fell back to the CPU) and from the libraries it runs
+ * (wgpu, the GPU driver layer); `target` says which.
+ *
+ * Fails with `LOUPE_STATUS_ERROR` if the process already has another logger of Rust's `log` facade installed in
+ * this copy of the library (only possible when a Rust program links the library and installs its own).
+ *
+ * Thread-safety: safe from any thread; messages being delivered on other threads may still reach the old callback
+ * while it is replaced.
+ *
+ * # Safety
+ * `callback`, when not NULL, is a function of the `LoupeLogFn` signature that stays callable, with `user_data`,
+ * until it is replaced or removed.
+ */
+enum LoupeStatus loupe_set_log_callback(uint32_t level,
+                                        LoupeLogFn callback,
+                                        void *user_data);
 
 /**
  * Loads a profile file (`loupe profile create`, `loupe_profile_save`) and binds it to `engine`'s backbone: its
@@ -747,6 +1050,47 @@ enum LoupeStatus loupe_result_write_overlay(const struct LoupeResult *result,
                                             const char *path);
 
 /**
+ * A new result from `result`'s kept maps under other thresholds, minimum region area or segment rule
+ * (`options`; fields whose bit is clear keep `result`'s values): label, normalised score, mask, type map and
+ * regions are recomputed, maps and scores copied; the model does not run again. Bit-identical to inspecting with
+ * those options. `options` must not set `LOUPE_OPTION_CLASSES` (a vocabulary needs the model:
+ * `LOUPE_STATUS_INVALID_ARGUMENT`); its `skip` bits apply to the new result. A result whose anomaly map or type map
+ * was skipped, or made by a post-processor plugin that makes its own masks, gives `LOUPE_STATUS_MISMATCH`.
+ *
+ * On success `*out_result` receives a new result, to be released with `loupe_result_destroy` (the original stays
+ * valid); on failure it is set to NULL.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `options` is NULL or a `LoupeInspectOptions` as its documentation says; `out_result` is NULL or valid for
+ * writing a pointer.
+ */
+enum LoupeStatus loupe_result_rethreshold(const struct LoupeResult *result,
+                                          const struct LoupeInspectOptions *options,
+                                          struct LoupeResult **out_result);
+
+/**
+ * The result as JSON, the same document `loupe inspect` writes per image (score, label, image type, class
+ * probabilities, thresholds, evidence, regions, component identities; `outputs` empty), with `image` as its
+ * `image` field (NULL: `""`). Written as UTF-8 with a terminating NUL into `buffer` when it has room
+ * (`capacity` bytes, NUL included); `*out_length` always receives the length without the NUL. Call with `buffer`
+ * NULL (and `capacity` 0) to learn the length first; a buffer too small gives `LOUPE_STATUS_OUT_OF_RANGE` and is
+ * left untouched.
+ *
+ * Thread-safety: safe from any thread.
+ *
+ * # Safety
+ * `image` is NULL or a NUL-terminated string; `buffer` is NULL or valid for writing `capacity` bytes;
+ * `out_length` is NULL or valid for writing a `size_t`.
+ */
+enum LoupeStatus loupe_result_to_json(const struct LoupeResult *result,
+                                      const char *image,
+                                      char *buffer,
+                                      size_t capacity,
+                                      size_t *out_length);
+
+/**
  * Creates a session on `engine`. Make one per thread that inspects; many sessions can share one engine. The
  * session keeps the engine alive until it is destroyed. It starts with the engine's default profile (the
  * configuration's `profile`, if any) and with mutual scoring as `reference.mutual` and `reference.mutual_window`
@@ -799,6 +1143,22 @@ enum LoupeStatus loupe_session_inspect(struct LoupeSession *session,
                                        struct LoupeResult **out_result);
 
 /**
+ * `loupe_session_inspect` with per-call options (`LoupeInspectOptions`; NULL: the engine's configuration):
+ * thresholds, minimum region area, segment rule, a subset of the vocabulary and outputs to skip, without a new
+ * engine. Thresholds given here replace the engine's or the profile's for this call; the result reports them
+ * (`loupe_result_thresholds`).
+ *
+ * Thread-safety: as `loupe_session_inspect`.
+ *
+ * # Safety
+ * As `loupe_session_inspect`; `options` is NULL or a `LoupeInspectOptions` as its documentation says.
+ */
+enum LoupeStatus loupe_session_inspect_ex(struct LoupeSession *session,
+                                          const struct LoupeImageView *image,
+                                          const struct LoupeInspectOptions *options,
+                                          struct LoupeResult **out_result);
+
+/**
  * Inspects `count` images in batches of the configured `engine.batch_size` (faster than one by one on large
  * models), with the session's profile. `out_results` must have room for `count` pointers; on success each
  * receives a new result (release each with `loupe_result_destroy`), on failure all are set to NULL and none needs
@@ -819,6 +1179,37 @@ enum LoupeStatus loupe_session_inspect_batch(struct LoupeSession *session,
                                              const struct LoupeImageView *images,
                                              size_t count,
                                              struct LoupeResult **out_results);
+
+/**
+ * Inspects `count` images as `loupe_session_inspect_batch` does, with per-call options (NULL: the engine's
+ * configuration) and a status per image: an invalid view fails only its own slot. `out_results` and
+ * `out_statuses` must each have room for `count` entries; slot `i` receives a new result and
+ * `LOUPE_STATUS_OK`, or NULL and the status of what went wrong with image `i`.
+ *
+ * Returns `LOUPE_STATUS_OK` when every image succeeded; when every image failed with one status (for example a
+ * batch-wide inference error, or a NULL argument), that status; otherwise `LOUPE_STATUS_BATCH_PARTIAL`, with
+ * `loupe_last_error()` naming each failed image and why. With mutual scoring the valid images are each other's
+ * pool.
+ *
+ * Batch and single inspections differ slightly: the backbone runs the images of a batch as one tensor, whose
+ * matrix products round differently from one image's. Measured on the embedded default model: image scores
+ * within 1e-6, anomaly maps within 1e-4 (tested: `ffi/tests/batch_status.rs`); labels and masks agree except
+ * for values that close to a threshold. Use `loupe_session_inspect_ex` one image at a time where results must
+ * be bit-identical to a single inspection.
+ *
+ * Thread-safety: as `loupe_session_inspect`.
+ *
+ * # Safety
+ * `images` is NULL or points to `count` views, each as for `loupe_session_inspect`; `options` is NULL or a
+ * `LoupeInspectOptions` as its documentation says; `out_results` and `out_statuses` are NULL or valid for writing
+ * `count` entries.
+ */
+enum LoupeStatus loupe_session_inspect_batch_ex(struct LoupeSession *session,
+                                                const struct LoupeImageView *images,
+                                                size_t count,
+                                                const struct LoupeInspectOptions *options,
+                                                struct LoupeResult **out_results,
+                                                enum LoupeStatus *out_statuses);
 
 /**
  * Chooses the profile the session inspects with from now on: `profile`, or NULL for the engine's default profile
@@ -857,6 +1248,22 @@ enum LoupeStatus loupe_session_inspect_with_profile(struct LoupeSession *session
                                                     const struct LoupeProfile *profile,
                                                     const struct LoupeImageView *image,
                                                     struct LoupeResult **out_result);
+
+/**
+ * `loupe_session_inspect_with_profile` with per-call options (`LoupeInspectOptions`; NULL: the profile's and the
+ * engine's settings). A vocabulary subset is taken from the profile's vocabulary.
+ *
+ * Thread-safety: as `loupe_session_inspect_with_profile`.
+ *
+ * # Safety
+ * As `loupe_session_inspect_with_profile`; `options` is NULL or a `LoupeInspectOptions` as its documentation
+ * says.
+ */
+enum LoupeStatus loupe_session_inspect_with_profile_ex(struct LoupeSession *session,
+                                                       const struct LoupeProfile *profile,
+                                                       const struct LoupeImageView *image,
+                                                       const struct LoupeInspectOptions *options,
+                                                       struct LoupeResult **out_result);
 
 /**
  * Turns mutual scoring of single inspections on or off for this session (whatever `reference.mutual` says).

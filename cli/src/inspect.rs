@@ -11,8 +11,8 @@ use std::sync::Arc;
 use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, OwnedImage, Session, render};
 
 use crate::options::EngineOptions;
-use crate::report::ImageReport;
 use crate::scoring::ScoringOptions;
+use loupe_sdk::report::ImageReport;
 
 /// File extensions taken from folders.
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];

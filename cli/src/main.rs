@@ -10,7 +10,6 @@ mod options;
 mod plugins;
 mod profile;
 mod references;
-mod report;
 mod scoring;
 
 use std::path::PathBuf;
@@ -47,12 +46,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os("NODEVICE_SELECT").is_none() {
-        // Mesa's device-select Vulkan layer prints a harmless "XDG_RUNTIME_DIR is invalid" error on every GPU
-        // adapter probe outside a desktop session, which reads like a Loupe failure.
-        // SAFETY: first statement of main, before any thread exists.
-        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
-    }
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("LOUPE_LOG", "warn")).init();
     let cli = Cli::parse();
     match cli.command {

@@ -109,7 +109,12 @@ fn channel_sums(image: &ImageView<'_>) -> Vec<u16> {
         match image.format() {
             PixelFormat::Gray8 => out.extend(row.iter().map(|&v| 3 * u16::from(v))),
             PixelFormat::Rgb8 | PixelFormat::Bgr8 => out.extend(row.chunks_exact(3).map(sum3)),
-            PixelFormat::Rgba8 => out.extend(row.chunks_exact(4).map(sum3)),
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 | PixelFormat::Bgrx8 | PixelFormat::Rgbx8 => {
+                out.extend(row.chunks_exact(4).map(sum3))
+            }
+            format @ PixelFormat::Gray16 { .. } => {
+                out.extend((0..w).map(|x| 3 * u16::from(format.rgb_at(row, x)[0])));
+            }
         }
     }
     out

@@ -1,90 +1,92 @@
 // A vision cell using Loupe from C++17: images come from OpenCV, are handed to Loupe as views of the cv::Mat
-// (no copy), and each gets a verdict (score, label, defect type), its defect regions, an overlay PNG and a mask
-// PNG written by OpenCV straight from the result's memory.
+// (loupe_opencv.hpp: no copy), and each gets a verdict (score, label, defect type), its defect regions, an overlay
+// PNG and a mask PNG written by OpenCV straight from the result's memory.
 //
 // One engine (the backbone, loaded once) serves several customers: each `--profile` gives a customer its own
 // profile (golden samples made from a folder of its good parts, or a profile file) and its own session on the
 // shared engine, and every image is inspected for every customer.
 //
-//   usage: vision_cell CONFIG OUT_DIR [--profile NAME=DIR_OR_FILE]... [--mutual N] IMAGE...
-//     CONFIG     Loupe configuration (.toml/.json/.yaml: model.dir, prompts.bank, thresholds, ...)
+//   usage: vision_cell CONFIG OUT_DIR [OPTION]... IMAGE...
+//     CONFIG     Loupe configuration (.toml/.json/.yaml: model.dir, prompts.bank, thresholds, ...), or `-` for
+//                Loupe's embedded default model with the default settings (no file)
 //     OUT_DIR    where <image>_overlay.png and <image>_mask.png are written (must exist); with profiles
 //                <image>_<NAME>_overlay.png and <image>_<NAME>_mask.png
-//     --profile  customer NAME's profile: a folder of good reference images (at least 2; a profile is made from
-//                them with Profile::create) or a profile file (Profile::load). Repeat for more customers.
+//   options:
+//     --profile NAME=DIR_OR_FILE  customer NAME's profile: a folder of good reference images (at least 2; a profile
+//                is made from them with Profile::create) or a profile file (Profile::load). Repeat for more.
 //     --mutual N score each image also against the customer session's window of its last N images (when the
 //                profile holds no golden samples; N >= reference.mutual_min_pool, default 4)
+//     --image-threshold X, --pixel-threshold X, --min-area N, --segment anomalous|all
+//                per-call options (loupe::InspectOptions) given to every inspection, in place of the
+//                configuration's (or the profile's) values
+//     --rethreshold X  also print each result re-thresholded at pixel threshold X, from its kept maps (the model
+//                does not run again)
+//     --json     also write <image>[_<NAME>].json, the document `loupe inspect` writes (Result::to_json)
+//     --gray-bits N  significant bits of 16-bit gray images (10, 12, 14 or 16; default 16)
+//     --log-level LEVEL  Loupe's log messages of LEVEL and more severe to stderr, as `loupe: LEVEL TARGET: TEXT`:
+//                off, error, warn (default), info, debug, trace
 //
 // Output, one block per image and customer (floats printed with 9 significant digits, enough to read back the
 // exact value):
 //   image NAME [profile=CUSTOMER] score=S label=anomalous|normal type=T regions=N [mode=M pool=P filling=yes|no]
 //     region I bbox=X,Y,W,H area=A type=T mean=M max=X
+//     rethreshold pixel_threshold=X label=anomalous|normal regions=N mask_pixels=P      (with --rethreshold)
 // (the bracketed fields only with --profile or --mutual). Exit status: 0 all images inspected, 1 some image
 // failed, 2 bad usage, configuration or profile.
 //
 // Build: examples/cpp/build.sh (see examples/cpp/README.md).
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "loupe.hpp"
+#include "loupe_opencv.hpp"
 
 namespace {
 
-/// An 8-bit cv::Mat Loupe can read as it is: gray or BGR are wrapped with no copy; BGRA becomes RGBA and other
-/// depths 8 bits (both copies: Loupe has no BGRA or 16-bit view format).
-struct Frame {
-    cv::Mat pixels;
-    loupe::PixelFormat format = loupe::PixelFormat::Bgr8;
+/// What the command line asks of every inspection.
+struct Settings {
+    std::string out_dir;
+    loupe::InspectOptions options;      // per-call thresholds, area, segment rule
+    std::optional<float> rethreshold;   // --rethreshold X
+    bool json = false;                  // --json
+    int gray_bits = 16;                 // --gray-bits
+    bool extended = false;              // evidence fields (with --profile or --mutual)
 };
 
-Frame to_frame(cv::Mat image) {
-    if (image.depth() == CV_16U) {
-        cv::Mat eight;
-        image.convertTo(eight, CV_8U, 1.0 / 256.0);
-        image = eight;
-    } else if (image.depth() != CV_8U) {
-        cv::Mat eight;
-        image.convertTo(eight, CV_8U, 255.0);
-        image = eight;
-    }
-    switch (image.channels()) {
-        case 1:
-            return {image, loupe::PixelFormat::Gray8};
-        case 3:
-            return {image, loupe::PixelFormat::Bgr8};
-        case 4: {
-            cv::Mat rgba;
-            cv::cvtColor(image, rgba, cv::COLOR_BGRA2RGBA);
-            return {rgba, loupe::PixelFormat::Rgba8};
-        }
-        default:
-            throw std::runtime_error("unsupported channel count " + std::to_string(image.channels()));
-    }
-}
-
-Frame read_frame(const std::string& path) {
+/// A decoded image Loupe can view as it is. 8-bit gray, BGR and BGRA and 16-bit gray are kept (no copy);
+/// what Loupe has no view format for is converted to 8 bits (a copy): 16-bit colour, float images.
+cv::Mat read_image(const std::string& path) {
     cv::Mat image = cv::imread(path, cv::IMREAD_UNCHANGED);
     if (image.empty()) {
         throw std::runtime_error("cannot read image " + path);
     }
-    return to_frame(image);
-}
-
-/// A Loupe view of the Mat's own memory: step[0] is the row stride, so ROIs and padded rows work too.
-LoupeImageView view_of(const Frame& frame) {
-    return loupe::view(frame.pixels.data, static_cast<uint32_t>(frame.pixels.cols),
-                       static_cast<uint32_t>(frame.pixels.rows), frame.pixels.step[0], frame.format);
+    const int type = image.type();
+    if (type == CV_8UC1 || type == CV_8UC3 || type == CV_8UC4 || type == CV_16UC1) {
+        return image;
+    }
+    cv::Mat eight;
+    if (image.depth() == CV_16U) {
+        image.convertTo(eight, CV_8U, 1.0 / 256.0);
+    } else if (image.depth() != CV_8U) {
+        image.convertTo(eight, CV_8U, 255.0);
+    } else {
+        eight = image;  // other channel counts: loupe::view_of refuses them, naming the type
+    }
+    return eight;
 }
 
 std::string stem_of(const std::string& path) {
@@ -106,7 +108,7 @@ struct Customer {
 };
 
 /// The good reference images in `dir` (image files, by name), decoded; they must outlive the views made of them.
-std::vector<Frame> reference_frames(const std::filesystem::path& dir) {
+std::vector<cv::Mat> reference_images(const std::filesystem::path& dir) {
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
         std::string ext = entry.path().extension().string();
@@ -118,20 +120,21 @@ std::vector<Frame> reference_frames(const std::filesystem::path& dir) {
         }
     }
     std::sort(files.begin(), files.end());
-    std::vector<Frame> frames;
+    std::vector<cv::Mat> images;
     for (const auto& f : files) {
-        frames.push_back(read_frame(f.string()));
+        images.push_back(read_image(f.string()));
     }
-    return frames;
+    return images;
 }
 
 /// The profile of `--profile NAME=SOURCE`: made from a folder of good images, or loaded from a file.
-loupe::Profile customer_profile(const loupe::Engine& engine, const std::string& name, const std::string& source) {
+loupe::Profile customer_profile(const loupe::Engine& engine, const std::string& name, const std::string& source,
+                                int gray_bits) {
     if (std::filesystem::is_directory(source)) {
-        const std::vector<Frame> frames = reference_frames(source);
+        const std::vector<cv::Mat> images = reference_images(source);
         std::vector<LoupeImageView> views;
-        for (const Frame& f : frames) {
-            views.push_back(view_of(f));
+        for (const cv::Mat& m : images) {
+            views.push_back(loupe::view_of(m, gray_bits));
         }
         loupe::ProfileOptions options;
         options.name = name;
@@ -147,18 +150,18 @@ loupe::Profile customer_profile(const loupe::Engine& engine, const std::string& 
 }
 
 /// Inspects one decoded image for one customer and prints the verdict; throws on failure.
-void inspect_frame(Customer& customer, const Frame& frame, const std::string& path, const std::string& out_dir,
-                   bool extended) {
-    const LoupeImageView view = view_of(frame);
+void inspect_image(Customer& customer, const cv::Mat& image, const std::string& path, const Settings& s) {
+    const LoupeImageView view = loupe::view_of(image, s.gray_bits);
 
-    // Detection and segmentation in one call, with the customer's profile (and window).
-    const loupe::Result result = customer.session.inspect(view);
+    // Detection and segmentation in one call, with the customer's profile (and window) and the per-call options
+    // (none given: the configuration's).
+    const loupe::Result result = customer.session.inspect(view, s.options);
     const std::vector<loupe::Region> regions = result.regions();
     const std::string profile = customer.name.empty() ? "" : " profile=" + customer.name;
     std::printf("image %s%s score=%.9g label=%s type=%s regions=%zu", name_of(path).c_str(), profile.c_str(),
                 result.score(), result.is_anomalous() ? "anomalous" : "normal", result.image_type().c_str(),
                 regions.size());
-    if (extended) {
+    if (s.extended) {
         const loupe::Evidence e = result.evidence();
         std::printf(" mode=%s pool=%u filling=%s", loupe::name(e.mode), e.pool, e.window_filling ? "yes" : "no");
     }
@@ -168,22 +171,58 @@ void inspect_frame(Customer& customer, const Frame& frame, const std::string& pa
         std::printf("  region %zu bbox=%u,%u,%u,%u area=%u type=%s mean=%.9g max=%.9g\n", i, r.x, r.y, r.width,
                     r.height, r.area, r.type.c_str(), r.mean_score, r.max_score);
     }
+    if (s.rethreshold) {
+        // Another pixel threshold on the same maps: a new mask and regions, without running the model again.
+        loupe::InspectOptions other = s.options;
+        other.pixel_threshold = *s.rethreshold;
+        const loupe::Result again = result.rethreshold(other);
+        std::printf("  rethreshold pixel_threshold=%.9g label=%s regions=%zu mask_pixels=%d\n", *s.rethreshold,
+                    again.is_anomalous() ? "anomalous" : "normal", again.regions().size(),
+                    cv::countNonZero(loupe::mask_mat(again)));
+    }
 
-    const std::string stem = out_dir + "/" + stem_of(path) + (customer.name.empty() ? "" : "_" + customer.name);
+    const std::string stem = s.out_dir + "/" + stem_of(path) + (customer.name.empty() ? "" : "_" + customer.name);
     result.write_overlay(view, stem + "_overlay.png");
     // The mask is the result's own memory, wrapped by OpenCV without a copy (valid while `result` lives).
-    const loupe::MapView<uint8_t> mask = result.mask();
-    const cv::Mat mask_mat(static_cast<int>(mask.height), static_cast<int>(mask.width), CV_8UC1,
-                           const_cast<uint8_t*>(mask.data));
-    if (!cv::imwrite(stem + "_mask.png", mask_mat)) {
+    if (!cv::imwrite(stem + "_mask.png", loupe::mask_mat(result))) {
         throw std::runtime_error("cannot write " + stem + "_mask.png");
+    }
+    if (s.json) {
+        std::ofstream file(stem + ".json");
+        file << result.to_json(name_of(path)) << "\n";
+        if (!file) {
+            throw std::runtime_error("cannot write " + stem + ".json");
+        }
     }
 }
 
 int usage(const char* program) {
-    std::fprintf(stderr, "usage: %s CONFIG OUT_DIR [--profile NAME=DIR_OR_FILE]... [--mutual N] IMAGE...\n",
+    std::fprintf(stderr,
+                 "usage: %s CONFIG|- OUT_DIR [--profile NAME=DIR_OR_FILE]... [--mutual N] [--image-threshold X] "
+                 "[--pixel-threshold X] [--min-area N] [--segment anomalous|all] [--rethreshold X] [--json] "
+                 "[--gray-bits N] [--log-level off|error|warn|info|debug|trace] IMAGE...\n",
                  program);
     return 2;
+}
+
+/// `text` as a finite float, or nothing.
+std::optional<float> parse_float(const char* text) {
+    char* end = nullptr;
+    const float v = std::strtof(text, &end);
+    if (end == text || *end != '\0' || !std::isfinite(v)) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+/// `text` as a whole number in [low, high], or nothing.
+std::optional<long> parse_count(const char* text, long low, long high) {
+    char* end = nullptr;
+    const long v = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < low || v > high) {
+        return std::nullopt;
+    }
+    return v;
 }
 
 }  // namespace
@@ -192,30 +231,80 @@ int main(int argc, char** argv) {
     if (argc < 4) {
         return usage(argv[0]);
     }
-    const std::string out_dir = argv[2];
+    Settings settings;
+    settings.out_dir = argv[2];
     std::vector<std::pair<std::string, std::string>> profiles;  // NAME, DIR_OR_FILE
     long mutual = 0;
+    loupe::LogLevel log_level = loupe::LogLevel::Warn;
     std::vector<std::string> images;
+    const std::vector<std::string> with_value = {"--profile",     "--mutual",  "--image-threshold", "--pixel-threshold",
+                                                 "--min-area",    "--segment", "--rethreshold",     "--gray-bits",
+                                                 "--log-level"};
     for (int i = 3; i < argc; ++i) {
         const std::string arg = argv[i];
-        if ((arg == "--profile" || arg == "--mutual") && i + 1 == argc) {
+        const bool takes_value = std::find(with_value.begin(), with_value.end(), arg) != with_value.end();
+        if (takes_value && i + 1 == argc) {
             return usage(argv[0]);
         }
+        const char* value = takes_value ? argv[++i] : nullptr;
+        const auto bad = [&](const char* expected) {
+            std::fprintf(stderr, "error: %s expects %s, found %s\n", arg.c_str(), expected, value);
+            return 2;
+        };
         if (arg == "--profile") {
-            const std::string value = argv[++i];
-            const size_t eq = value.find('=');
-            if (eq == 0 || eq == std::string::npos || eq + 1 == value.size()) {
-                std::fprintf(stderr, "error: --profile expects NAME=DIR_OR_FILE, found %s\n", value.c_str());
-                return 2;
+            const std::string v = value;
+            const size_t eq = v.find('=');
+            if (eq == 0 || eq == std::string::npos || eq + 1 == v.size()) {
+                return bad("NAME=DIR_OR_FILE");
             }
-            profiles.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+            profiles.emplace_back(v.substr(0, eq), v.substr(eq + 1));
         } else if (arg == "--mutual") {
-            char* end = nullptr;
-            mutual = std::strtol(argv[++i], &end, 10);
-            if (*end != '\0' || mutual <= 0 || mutual > 1000000) {
-                std::fprintf(stderr, "error: --mutual expects a number of images, found %s\n", argv[i]);
-                return 2;
+            const std::optional<long> n = parse_count(value, 1, 1000000);
+            if (!n) {
+                return bad("a number of images");
             }
+            mutual = *n;
+        } else if (arg == "--image-threshold" || arg == "--pixel-threshold" || arg == "--rethreshold") {
+            const std::optional<float> x = parse_float(value);
+            if (!x) {
+                return bad("a number");
+            }
+            if (arg == "--image-threshold") {
+                settings.options.image_threshold = x;
+            } else if (arg == "--pixel-threshold") {
+                settings.options.pixel_threshold = x;
+            } else {
+                settings.rethreshold = x;
+            }
+        } else if (arg == "--min-area") {
+            const std::optional<long> n = parse_count(value, 1, 2147483647L);
+            if (!n) {
+                return bad("a number of pixels (at least 1)");
+            }
+            settings.options.min_region_area = static_cast<uint32_t>(*n);
+        } else if (arg == "--segment") {
+            const std::string v = value;
+            if (v != "anomalous" && v != "all") {
+                return bad("anomalous or all");
+            }
+            settings.options.segment = v == "all" ? loupe::Segment::All : loupe::Segment::Anomalous;
+        } else if (arg == "--gray-bits") {
+            const std::optional<long> n = parse_count(value, 10, 16);
+            if (!n || *n % 2 != 0) {
+                return bad("10, 12, 14 or 16");
+            }
+            settings.gray_bits = static_cast<int>(*n);
+        } else if (arg == "--log-level") {
+            const std::optional<loupe::LogLevel> level = loupe::parse_log_level(value);
+            if (!level) {
+                return bad("off, error, warn, info, debug or trace");
+            }
+            log_level = *level;
+        } else if (arg == "--json") {
+            settings.json = true;
+        } else if (arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
+            std::fprintf(stderr, "error: unknown option %s\n", arg.c_str());
+            return usage(argv[0]);
         } else {
             images.push_back(arg);
         }
@@ -225,13 +314,29 @@ int main(int argc, char** argv) {
     }
     try {
         loupe::check_api_version();
+        // Before the engine: its construction logs which post-processing backend it chose (info level). The
+        // handler may run on any thread; one fprintf per message keeps lines whole.
+        loupe::set_log_callback(log_level, [](loupe::LogLevel level, std::string_view target, std::string_view text) {
+            std::fprintf(stderr, "loupe: %s %.*s: %.*s\n", loupe::name(level), static_cast<int>(target.size()),
+                         target.data(), static_cast<int>(text.size()), text.data());
+        });
         // One engine per process, shared by every customer and camera thread; one session per customer/thread.
-        const loupe::Engine engine = loupe::Engine::from_file(argv[1]);
+        const std::string config = argv[1];
+        const loupe::Engine engine = config == "-" ? loupe::Engine::create_default() : loupe::Engine::from_file(config);
         std::printf("loupe %s, classes:", loupe::version().c_str());
         for (const std::string& c : engine.classes()) {
             std::printf(" %s", c.c_str());
         }
         std::printf("\n");
+        if (log_level >= loupe::LogLevel::Info) {
+            const loupe::EngineInfo info = engine.info();
+            std::fprintf(stderr,
+                         "loupe: info vision_cell: engine model=%s (%s) bank=%s (%s) postprocessor=%s input=%ux%u "
+                         "image_threshold=%g pixel_threshold=%g segment=%s\n",
+                         info.model_name.c_str(), info.model_id.c_str(), info.bank_name.c_str(), info.bank_id.c_str(),
+                         info.postprocessor.c_str(), info.input_width, info.input_height, info.image_threshold,
+                         info.pixel_threshold, loupe::name(info.segment));
+        }
 
         std::vector<Customer> customers;
         if (profiles.empty()) {
@@ -239,7 +344,7 @@ int main(int argc, char** argv) {
         }
         for (const auto& [name, source] : profiles) {
             // The session holds its profile: the Profile object may go out of scope right after.
-            const loupe::Profile profile = customer_profile(engine, name, source);
+            const loupe::Profile profile = customer_profile(engine, name, source, settings.gray_bits);
             Customer customer{name, loupe::Session(engine)};
             customer.session.set_profile(&profile);
             customers.push_back(std::move(customer));
@@ -249,14 +354,14 @@ int main(int argc, char** argv) {
                 c.session.set_mutual(static_cast<uint32_t>(mutual));
             }
         }
-        const bool extended = !profiles.empty() || mutual > 0;
+        settings.extended = !profiles.empty() || mutual > 0;
 
         int failed = 0;
         for (const std::string& path : images) {
             try {
-                const Frame frame = read_frame(path);
+                const cv::Mat image = read_image(path);
                 for (Customer& c : customers) {
-                    inspect_frame(c, frame, path, out_dir, extended);
+                    inspect_image(c, image, path, settings);
                 }
             } catch (const std::exception& e) {
                 // One bad image must not stop the line: report it and go on.

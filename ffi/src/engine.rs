@@ -4,11 +4,12 @@ use std::ffi::{CString, c_char};
 use std::path::Path;
 use std::sync::Arc;
 
-use loupe_sdk::{ConfigFormat, Engine, LoupeConfig, LoupeError};
+use loupe_sdk::{ComponentInfo, ConfigFormat, Engine, LoupeConfig, LoupeError, ScoringMode};
 
 use crate::args;
 use crate::guard::guard;
 use crate::handles::{self, Object};
+use crate::options::segment_code;
 use crate::status::{FfiError, LoupeStatus};
 
 /// Configuration text format: TOML.
@@ -30,6 +31,11 @@ pub(crate) struct EngineData {
     pub(crate) engine: Arc<Engine>,
     /// Class names (`normal`, then the defect words) as C strings.
     class_names: Vec<CString>,
+    /// Backbone, prompt bank and post-processor identities (kept by each result for its JSON).
+    pub(crate) components: [ComponentInfo; 3],
+    /// Their names and ids as C strings, in `LoupeEngineInfo` order: model name, model id, bank name, bank id,
+    /// post-processor kind.
+    identity: [CString; 5],
 }
 
 impl EngineData {
@@ -38,8 +44,51 @@ impl EngineData {
             .chain(engine.vocabulary().iter().map(String::as_str))
             .map(c_string)
             .collect();
-        Self { engine: Arc::new(engine), class_names }
+        let components = engine.components();
+        let [model, bank, post] = &components;
+        let identity = [&model.name, &model.id, &bank.name, &bank.id, &post.kind].map(|s| c_string(s));
+        Self { engine: Arc::new(engine), class_names, components, identity }
     }
+}
+
+/// What an engine holds, copied out by `loupe_engine_info`. Set `struct_size` to `sizeof(LoupeEngineInfo)` before
+/// the call (fields may be appended in later versions). Strings are owned by the engine: valid until the engine and
+/// every session made from it are destroyed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LoupeEngineInfo {
+    /// Set by the caller to `sizeof(LoupeEngineInfo)`; never written by Loupe.
+    pub struct_size: u32,
+    /// The backbone model's name.
+    pub model_name: *const c_char,
+    /// The backbone model's content id (`model_id` of its metadata; profiles and banks record it).
+    pub model_id: *const c_char,
+    /// The prompt bank's name.
+    pub bank_name: *const c_char,
+    /// The prompt bank's content id (hash).
+    pub bank_id: *const c_char,
+    /// The post-processor's kind (`dapo-postprocess-cpu`, `dapo-postprocess-gpu`, or a plugin's).
+    pub postprocessor: *const c_char,
+    /// Model input width in pixels (images of other sizes are resized to it).
+    pub input_width: u32,
+    /// Model input height in pixels.
+    pub input_height: u32,
+    /// Patch-feature layers (the top of a text-only anomaly map's range).
+    pub layers: u32,
+    /// Feature dimension.
+    pub feature_dim: u32,
+    /// Image threshold of text-only results without a profile (`postprocess.image_threshold`).
+    pub image_threshold: f32,
+    /// Pixel threshold of text-only results without a profile (`postprocess.pixel_threshold`, or half the layers).
+    pub pixel_threshold: f32,
+    /// `postprocess.min_region_area`.
+    pub min_region_area: u32,
+    /// `postprocess.segment`: `LOUPE_SEGMENT_ANOMALOUS` or `LOUPE_SEGMENT_ALL`.
+    pub segment: u32,
+    /// Number of classes (`normal` plus the defect words); names through `loupe_engine_class_name`.
+    pub class_count: u32,
+    /// Whether the engine has a default profile (the configuration's `profile`).
+    pub has_default_profile: bool,
 }
 
 /// A C copy of `s` (an interior NUL, which no class name should hold, is shown as `\0`).
@@ -151,6 +200,85 @@ pub unsafe extern "C" fn loupe_engine_create_from_string(
         let config = LoupeConfig::from_text(text, format).map_err(|e| attribute(e, &source))?;
         let data = build(&config, &source)?;
         *out = handles::insert(Object::Engine(data.into()));
+        Ok(())
+    })
+}
+
+/// Creates an engine with Loupe's embedded default model and prompt bank and the default settings (no
+/// configuration file, no environment variables): what `loupe inspect` uses without options. The same as
+/// `loupe_engine_create_from_string("", LOUPE_CONFIG_TOML, out_engine)`.
+///
+/// On success `*out_engine` receives a new handle, to be released with `loupe_engine_destroy`; on failure it is
+/// set to NULL.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_engine` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_engine_create_default(out_engine: *mut *mut LoupeEngine) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_engine, "out_engine", std::ptr::null_mut()) }?;
+        let data = build(&LoupeConfig::default(), &Source::Text("default"))?;
+        *out = handles::insert(Object::Engine(data.into()));
+        Ok(())
+    })
+}
+
+/// Copies what the engine holds into `*out_info`: model and bank identity, post-processor, input size, the
+/// configured thresholds, minimum region area and segment rule, the number of classes. The caller sets
+/// `out_info->struct_size` to `sizeof(LoupeEngineInfo)`; a smaller value than this version's struct is refused with
+/// `LOUPE_STATUS_INVALID_ARGUMENT` and nothing is written.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `out_info` is NULL or points to a `LoupeEngineInfo` whose `struct_size` is readable and which is valid for
+/// writing `struct_size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_engine_info(engine: *const LoupeEngine, out_info: *mut LoupeEngineInfo) -> LoupeStatus {
+    guard(|| {
+        if out_info.is_null() {
+            return Err(FfiError::null("out_info"));
+        }
+        // SAFETY: non-NULL, `struct_size` readable by the contract.
+        let size = unsafe { std::ptr::addr_of!((*out_info).struct_size).read() } as usize;
+        if size < size_of::<LoupeEngineInfo>() {
+            return Err(FfiError::new(
+                LoupeStatus::InvalidArgument,
+                format!(
+                    "`out_info->struct_size`: expected sizeof(LoupeEngineInfo) (at least {}), found {size}",
+                    size_of::<LoupeEngineInfo>()
+                ),
+            ));
+        }
+        let data = handles::engine(engine, "engine")?;
+        let e = &data.engine;
+        let g = e.backbone().geometry();
+        let decision = e.decision(ScoringMode::Text, None);
+        let [model_name, model_id, bank_name, bank_id, post] = &data.identity;
+        let info = LoupeEngineInfo {
+            struct_size: size as u32,
+            model_name: model_name.as_ptr(),
+            model_id: model_id.as_ptr(),
+            bank_name: bank_name.as_ptr(),
+            bank_id: bank_id.as_ptr(),
+            postprocessor: post.as_ptr(),
+            input_width: g.input_size[1],
+            input_height: g.input_size[0],
+            layers: u32::try_from(g.layers).unwrap_or(u32::MAX),
+            feature_dim: u32::try_from(g.feature_dim).unwrap_or(u32::MAX),
+            image_threshold: decision.thresholds.image,
+            pixel_threshold: decision.thresholds.pixel,
+            min_region_area: decision.min_region_area,
+            segment: segment_code(decision.segment),
+            class_count: u32::try_from(data.class_names.len()).unwrap_or(u32::MAX),
+            has_default_profile: e.default_profile().is_some(),
+        };
+        // SAFETY: the whole struct of this version fits in `struct_size` bytes (checked above); `struct_size`
+        // is written back unchanged.
+        unsafe { out_info.write_unaligned(info) };
         Ok(())
     })
 }

@@ -13,10 +13,26 @@ pub const LOUPE_FORMAT_RGB8: u32 = 2;
 pub const LOUPE_FORMAT_BGR8: u32 = 3;
 /// Pixel format: four 8-bit channels in the order R, G, B, A; alpha is ignored.
 pub const LOUPE_FORMAT_RGBA8: u32 = 4;
+/// Pixel format: four 8-bit channels in the order B, G, R, A (OpenCV's `CV_8UC4`); alpha is ignored.
+pub const LOUPE_FORMAT_BGRA8: u32 = 5;
+/// Pixel format: B, G, R and one unused byte per pixel (cameras' `BGRx`/`BGRa8` without alpha).
+pub const LOUPE_FORMAT_BGRX8: u32 = 6;
+/// Pixel format: R, G, B and one unused byte per pixel.
+pub const LOUPE_FORMAT_RGBX8: u32 = 7;
+/// Pixel format: one 16-bit word per pixel (native byte order, OpenCV's `CV_16UC1`) holding 10 significant bits
+/// (0..1023). 10- to 16-bit gray is reduced to 8 bits by dropping the lowest bits (`value >> (bits - 8)`, values
+/// above the bit depth read as 255), so `g << (bits - 8)` inspects exactly as the 8-bit gray `g`.
+pub const LOUPE_FORMAT_GRAY10: u32 = 8;
+/// Pixel format: 16-bit words holding 12 significant bits (0..4095), as `LOUPE_FORMAT_GRAY10` otherwise.
+pub const LOUPE_FORMAT_GRAY12: u32 = 9;
+/// Pixel format: 16-bit words holding 14 significant bits (0..16383), as `LOUPE_FORMAT_GRAY10` otherwise.
+pub const LOUPE_FORMAT_GRAY14: u32 = 10;
+/// Pixel format: 16-bit words, all 16 bits significant, as `LOUPE_FORMAT_GRAY10` otherwise.
+pub const LOUPE_FORMAT_GRAY16: u32 = 11;
 
-/// A borrowed 8-bit image in caller memory: `height` rows, `stride` bytes apart, each holding `width` pixels of
-/// `format` (`LOUPE_FORMAT_*`). Loupe reads it only during the call it is passed to and never keeps it.
-/// `stride` 0 means tightly packed (`width * channels`). Format values start at 1 so that a zeroed view is
+/// A borrowed image in caller memory: `height` rows, `stride` bytes apart, each holding `width` pixels of
+/// `format` (`LOUPE_FORMAT_*`: 1 to 4 bytes per pixel). Loupe reads it only during the call it is passed to and never keeps it.
+/// `stride` 0 means tightly packed (`width * bytes per pixel`). Format values start at 1 so that a zeroed view is
 /// refused rather than read as gray.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -27,9 +43,11 @@ pub struct LoupeImageView {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Bytes from the start of one row to the start of the next (OpenCV: `mat.step[0]`); 0 = packed.
+    /// Bytes from the start of one row to the start of the next (OpenCV: `mat.step[0]`); 0 = packed
+    /// (`width * bytes per pixel`).
     pub stride: usize,
-    /// One of `LOUPE_FORMAT_GRAY8`, `LOUPE_FORMAT_RGB8`, `LOUPE_FORMAT_BGR8`, `LOUPE_FORMAT_RGBA8`.
+    /// A `LOUPE_FORMAT_*` value. Loupe cannot tell BGR from RGB bytes: passing one as the other is accepted and
+    /// gives other scores (CLIP models see colour), so match the camera's or OpenCV's order (`loupe_opencv.hpp`).
     pub format: u32,
 }
 
@@ -41,11 +59,18 @@ pub(crate) fn pixel_format(format: u32, what: &str) -> Result<PixelFormat, FfiEr
         LOUPE_FORMAT_RGB8 => Ok(PixelFormat::Rgb8),
         LOUPE_FORMAT_BGR8 => Ok(PixelFormat::Bgr8),
         LOUPE_FORMAT_RGBA8 => Ok(PixelFormat::Rgba8),
+        LOUPE_FORMAT_BGRA8 => Ok(PixelFormat::Bgra8),
+        LOUPE_FORMAT_BGRX8 => Ok(PixelFormat::Bgrx8),
+        LOUPE_FORMAT_RGBX8 => Ok(PixelFormat::Rgbx8),
+        LOUPE_FORMAT_GRAY10 => Ok(PixelFormat::Gray16 { bits: 10 }),
+        LOUPE_FORMAT_GRAY12 => Ok(PixelFormat::Gray16 { bits: 12 }),
+        LOUPE_FORMAT_GRAY14 => Ok(PixelFormat::Gray16 { bits: 14 }),
+        LOUPE_FORMAT_GRAY16 => Ok(PixelFormat::Gray16 { bits: 16 }),
         other => Err(FfiError::new(
             LoupeStatus::Image,
             format!(
-                "`{what}.format`: expected LOUPE_FORMAT_GRAY8 (1), LOUPE_FORMAT_RGB8 (2), LOUPE_FORMAT_BGR8 (3) or \
-                 LOUPE_FORMAT_RGBA8 (4), found {other}"
+                "`{what}.format`: expected a LOUPE_FORMAT_* value: GRAY8 (1), RGB8 (2), BGR8 (3), RGBA8 (4), \
+                 BGRA8 (5), BGRX8 (6), RGBX8 (7), GRAY10 (8), GRAY12 (9), GRAY14 (10) or GRAY16 (11), found {other}"
             ),
         )),
     }
@@ -69,7 +94,7 @@ impl LoupeImageView {
             return Err(invalid("width/height", "both > 0".into(), format!("{}x{}", self.width, self.height)));
         }
         let row = (self.width as usize)
-            .checked_mul(format.channels())
+            .checked_mul(format.bytes_per_pixel())
             .ok_or_else(|| invalid("width", "a row that fits in memory".into(), self.width.to_string()))?;
         let stride = if self.stride == 0 { row } else { self.stride };
         if stride < row {

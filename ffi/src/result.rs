@@ -2,13 +2,15 @@
 
 use std::ffi::{CString, c_char};
 
-use loupe_sdk::{Detection, ScoringMode, render};
+use loupe_sdk::report::ImageReport;
+use loupe_sdk::{ComponentInfo, Detection, ScoringMode, render};
 
 use crate::args;
 use crate::engine::c_string;
 use crate::guard::guard;
-use crate::handles;
+use crate::handles::{self, Object};
 use crate::image::LoupeImageView;
+use crate::options::{self, LoupeInspectOptions};
 use crate::status::{FfiError, LoupeStatus};
 
 /// The result of inspecting one image. Opaque; read with the `loupe_result_*` accessors, release with
@@ -90,10 +92,12 @@ pub(crate) struct ResultData {
     image_type: CString,
     /// Index into the classes of each region's type.
     region_types: Vec<u32>,
+    /// The engine's backbone, prompt bank and post-processor, for the JSON.
+    components: [ComponentInfo; 3],
 }
 
 impl ResultData {
-    pub(crate) fn new(detection: Detection) -> Self {
+    pub(crate) fn new(detection: Detection, components: [ComponentInfo; 3]) -> Self {
         let class_names = detection.classes.iter().map(|c| c_string(c)).collect();
         let image_type = c_string(&detection.image_type);
         let region_types = detection
@@ -101,7 +105,7 @@ impl ResultData {
             .iter()
             .map(|r| detection.classes.iter().position(|c| *c == r.defect_type).map_or(u32::MAX, |i| i as u32))
             .collect();
-        Self { detection, class_names, image_type, region_types }
+        Self { detection, class_names, image_type, region_types, components }
     }
 }
 
@@ -278,12 +282,14 @@ pub unsafe extern "C" fn loupe_result_class_probability(
     })
 }
 
-/// Clears the three outputs, then writes the pointer to the map `select` picks and the maps' size.
+/// Clears the three outputs, then writes the pointer to the map `select` picks and the maps' size; a map the
+/// inspect options freed (`skipped` names the bit) is refused.
 ///
 /// # Safety
 /// Each output pointer is NULL or valid for writing its type.
 unsafe fn map_out<T>(
     result: *const LoupeResult,
+    skipped: &str,
     out_data: *mut *const T,
     out_width: *mut u32,
     out_height: *mut u32,
@@ -299,8 +305,15 @@ unsafe fn map_out<T>(
     };
     read(result, |r| {
         let map = &r.detection.anomaly_map;
+        let data = select(r);
+        if data.len() != map.width * map.height {
+            return Err(FfiError::new(
+                LoupeStatus::InvalidArgument,
+                format!("`result`: this map was not kept (skipped by the inspect options' `skip`: {skipped})"),
+            ));
+        }
         // The result lives in the registry beyond this call: the pointer stays valid until it is destroyed.
-        *d = select(r).as_ptr();
+        *d = data.as_ptr();
         *w = map.width as u32;
         *h = map.height as u32;
         Ok(())
@@ -323,7 +336,9 @@ pub unsafe extern "C" fn loupe_result_anomaly_map(
     out_height: *mut u32,
 ) -> LoupeStatus {
     // SAFETY: forwarded from this function's contract.
-    guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.anomaly_map.data) })
+    guard(|| unsafe {
+        map_out(result, "LOUPE_SKIP_ANOMALY_MAP", out_data, out_width, out_height, |r| &r.detection.anomaly_map.data)
+    })
 }
 
 /// The top of the anomaly map's range: the number of feature layers for text-only results, 1.0 for results fused
@@ -433,7 +448,7 @@ pub unsafe extern "C" fn loupe_result_mask(
     out_height: *mut u32,
 ) -> LoupeStatus {
     // SAFETY: forwarded from this function's contract.
-    guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.mask) })
+    guard(|| unsafe { map_out(result, "", out_data, out_width, out_height, |r| &r.detection.mask) })
 }
 
 /// The type map: `width * height` class indices (`uint16_t`), row-major, the anomaly map's size; 0 outside the
@@ -452,7 +467,9 @@ pub unsafe extern "C" fn loupe_result_type_map(
     out_height: *mut u32,
 ) -> LoupeStatus {
     // SAFETY: forwarded from this function's contract.
-    guard(|| unsafe { map_out(result, out_data, out_width, out_height, |r| &r.detection.type_map) })
+    guard(|| unsafe {
+        map_out(result, "LOUPE_SKIP_TYPE_MAP", out_data, out_width, out_height, |r| &r.detection.type_map)
+    })
 }
 
 /// The number of connected regions of the mask.
@@ -543,6 +560,12 @@ pub unsafe extern "C" fn loupe_result_write_overlay(
         // SAFETY: as above; the view is dropped before returning.
         let view = unsafe { image.borrow("image") }?;
         let map = &r.detection.anomaly_map;
+        if map.data.len() != map.width * map.height {
+            return Err(FfiError::new(
+                LoupeStatus::InvalidArgument,
+                "`result`: its anomaly map was not kept (LOUPE_SKIP_ANOMALY_MAP): no overlay can be drawn",
+            ));
+        }
         let (w, h) = (map.width as u32, map.height as u32);
         let mut rgb = view.to_rgb();
         if rgb.dimensions() != (w, h) {
@@ -551,5 +574,98 @@ pub unsafe extern "C" fn loupe_result_write_overlay(
         render::overlay(&rgb, &r.detection, r.detection.map_range)
             .save_with_format(&path, image::ImageFormat::Png)
             .map_err(|e| FfiError::new(LoupeStatus::Io, format!("overlay {}: cannot write: {e}", path.display())))
+    })
+}
+
+/// A new result from `result`'s kept maps under other thresholds, minimum region area or segment rule
+/// (`options`; fields whose bit is clear keep `result`'s values): label, normalised score, mask, type map and
+/// regions are recomputed, maps and scores copied; the model does not run again. Bit-identical to inspecting with
+/// those options. `options` must not set `LOUPE_OPTION_CLASSES` (a vocabulary needs the model:
+/// `LOUPE_STATUS_INVALID_ARGUMENT`); its `skip` bits apply to the new result. A result whose anomaly map or type map
+/// was skipped, or made by a post-processor plugin that makes its own masks, gives `LOUPE_STATUS_MISMATCH`.
+///
+/// On success `*out_result` receives a new result, to be released with `loupe_result_destroy` (the original stays
+/// valid); on failure it is set to NULL.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `options` is NULL or a `LoupeInspectOptions` as its documentation says; `out_result` is NULL or valid for
+/// writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_rethreshold(
+    result: *const LoupeResult,
+    options: *const LoupeInspectOptions,
+    out_result: *mut *mut LoupeResult,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { args::out(out_result, "out_result", std::ptr::null_mut()) }?;
+        let r = handles::result(result, "result")?;
+        // SAFETY: as above.
+        let options = unsafe { options::read(options) }?;
+        if options.classes.is_some() {
+            return Err(FfiError::new(
+                LoupeStatus::InvalidArgument,
+                "`options->set`: LOUPE_OPTION_CLASSES cannot apply to a finished result (a vocabulary needs the \
+                 model); inspect again with it",
+            ));
+        }
+        let mut detection = r.detection.rethreshold(&options.decision(&r.detection.decision()))?;
+        options.trim(&mut detection);
+        *out = handles::insert(Object::Result(std::sync::Arc::new(ResultData::new(detection, r.components.clone()))));
+        Ok(())
+    })
+}
+
+/// The result as JSON, the same document `loupe inspect` writes per image (score, label, image type, class
+/// probabilities, thresholds, evidence, regions, component identities; `outputs` empty), with `image` as its
+/// `image` field (NULL: `""`). Written as UTF-8 with a terminating NUL into `buffer` when it has room
+/// (`capacity` bytes, NUL included); `*out_length` always receives the length without the NUL. Call with `buffer`
+/// NULL (and `capacity` 0) to learn the length first; a buffer too small gives `LOUPE_STATUS_OUT_OF_RANGE` and is
+/// left untouched.
+///
+/// Thread-safety: safe from any thread.
+///
+/// # Safety
+/// `image` is NULL or a NUL-terminated string; `buffer` is NULL or valid for writing `capacity` bytes;
+/// `out_length` is NULL or valid for writing a `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn loupe_result_to_json(
+    result: *const LoupeResult,
+    image: *const c_char,
+    buffer: *mut c_char,
+    capacity: usize,
+    out_length: *mut usize,
+) -> LoupeStatus {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let length = unsafe { args::out(out_length, "out_length", 0) }?;
+        let r = handles::result(result, "result")?;
+        // SAFETY: as above.
+        let image = if image.is_null() { String::new() } else { unsafe { args::text(image, "image") }?.to_string() };
+        let d = &r.detection;
+        let report = ImageReport::new(image, d, d.map_range, &r.components, Default::default());
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| FfiError::new(LoupeStatus::Error, format!("result JSON: {e}")))?;
+        *length = text.len();
+        if buffer.is_null() {
+            return Ok(());
+        }
+        if capacity <= text.len() {
+            return Err(FfiError::new(
+                LoupeStatus::OutOfRange,
+                format!(
+                    "`capacity`: expected at least {} bytes (the JSON and its NUL), found {capacity}",
+                    text.len() + 1
+                ),
+            ));
+        }
+        // SAFETY: `buffer` holds `capacity > text.len()` writable bytes by the contract.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buffer.cast::<u8>(), text.len());
+            buffer.add(text.len()).write(0);
+        }
+        Ok(())
     })
 }

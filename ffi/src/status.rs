@@ -49,10 +49,13 @@ pub enum LoupeStatus {
     /// A product profile is missing, malformed (truncated, not a profile), or made for another backbone model;
     /// the message names the file (or the profile).
     Profile = 18,
+    /// Images of a batch failed (`loupe_session_inspect_batch_ex`), not all for the same reason: each image's own
+    /// status is in the status array, the others have results; the message names the failed images and why.
+    BatchPartial = 19,
 }
 
 /// Every status, in numeric order (for `loupe_status_name`).
-const ALL_STATUSES: [LoupeStatus; 19] = [
+const ALL_STATUSES: [LoupeStatus; 20] = [
     LoupeStatus::Ok,
     LoupeStatus::NullArgument,
     LoupeStatus::InvalidHandle,
@@ -72,6 +75,7 @@ const ALL_STATUSES: [LoupeStatus; 19] = [
     LoupeStatus::Panic,
     LoupeStatus::Error,
     LoupeStatus::Profile,
+    LoupeStatus::BatchPartial,
 ];
 
 impl LoupeStatus {
@@ -97,6 +101,7 @@ impl LoupeStatus {
             Self::Panic => c"LOUPE_STATUS_PANIC",
             Self::Error => c"LOUPE_STATUS_ERROR",
             Self::Profile => c"LOUPE_STATUS_PROFILE",
+            Self::BatchPartial => c"LOUPE_STATUS_BATCH_PARTIAL",
         }
     }
 }
@@ -167,7 +172,8 @@ mod tests {
             assert_eq!(name, s.name());
         }
         assert_eq!(LoupeStatus::Profile as i32, 18, "numbers are stable: new codes are appended");
-        assert_eq!(ALL_STATUSES.last(), Some(&LoupeStatus::Profile));
+        assert_eq!(LoupeStatus::BatchPartial as i32, 19);
+        assert_eq!(ALL_STATUSES.last(), Some(&LoupeStatus::BatchPartial));
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(loupe_status_name(99)) };
         assert_eq!(unknown, c"LOUPE_STATUS_UNKNOWN");

@@ -10,96 +10,15 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 mod common;
+mod linking;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
+use linking::{build_library, build_vision_cell, compile_minimal_c, cpp_toolchain_present as toolchain_present, run};
 use loupe_sdk::profile::{Augmentation, ProfileOptions, ReferenceImage};
 use loupe_sdk::{Detection, LoupeConfig, OwnedImage, Session, render};
-
-const OPENCV_HEADER: &str = "/usr/include/opencv4/opencv2/imgcodecs.hpp";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn found(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-/// Returns false (after saying so loudly) when the toolchain is missing and `REQUIRE_CPP` is not 1.
-fn toolchain_present() -> bool {
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-    let mut missing = Vec::new();
-    if !found(&cxx) {
-        missing.push(format!("C++ compiler `{cxx}`"));
-    }
-    if !found("cc") {
-        missing.push("C compiler `cc`".into());
-    }
-    if !Path::new(OPENCV_HEADER).is_file() {
-        missing.push(format!("OpenCV headers ({OPENCV_HEADER})"));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    let install = "apt-get install g++ libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev";
-    if std::env::var("REQUIRE_CPP").is_ok_and(|v| v == "1") {
-        panic!("REQUIRE_CPP=1 but {what} missing; install with: {install}");
-    }
-    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests, and a skip must
-    // be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n==================== SKIPPED: C/C++ example tests ====================\n\
-         missing: {what}. Install with: {install}\n\
-         (set REQUIRE_CPP=1 to make this a failure)\n\
-         ======================================================================\n"
-    );
-    false
-}
-
-#[track_caller]
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-/// Builds the loupe-ffi cdylib with the profile this test was built with and returns the folder holding it.
-/// `cargo test` does not put workspace cdylibs in `target/<profile>/`; the build lock is free while tests run.
-fn build_cdylib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // <target>/<profile>/deps/<this test>
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-p", "loupe-ffi", "--lib", "--target-dir"]).arg(target_dir).current_dir(workspace_root());
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-        None => panic!("cannot tell the profile from {}", exe.display()),
-    }
-    run(&mut cmd);
-    let lib = profile_dir.join(if cfg!(target_os = "macos") { "libloupe.dylib" } else { "libloupe.so" });
-    assert!(lib.is_file(), "{} was not built", lib.display());
-    profile_dir
-}
 
 /// One image's verdict as printed by the example.
 #[derive(Debug, Default)]
@@ -180,12 +99,7 @@ fn assert_files_match_rust(out_dir: &Path, stem: &str, image: &OwnedImage, d: &D
 
 /// Builds the example into `dir` and writes the cell's configuration there; returns both paths.
 fn build_example(dir: &Path) -> (PathBuf, PathBuf) {
-    let lib_dir = build_cdylib();
-    let program = dir.join("vision_cell");
-    run(Command::new("bash")
-        .arg(workspace_root().join("examples/cpp/build.sh"))
-        .env("LOUPE_LIB_DIR", &lib_dir)
-        .env("OUT", &program));
+    let program = build_vision_cell(dir);
     // Thresholds chosen so that the fixture gives both labels and several regions per image.
     let config_path = dir.join("cell.toml");
     std::fs::write(&config_path, config_toml("[postprocess]\nimage_threshold = 0.046\npixel_threshold = 3.2\n"))
@@ -349,22 +263,13 @@ fn the_minimal_c_example_compiles_pedantically_and_runs() {
     if !toolchain_present() {
         return;
     }
-    let lib_dir = build_cdylib();
+    let lib_dir = build_library();
     let tmp = tempfile::tempdir().unwrap();
     let program = tmp.path().join("minimal");
-    let root = workspace_root();
     let mut rpath = std::ffi::OsString::from("-Wl,-rpath,");
     rpath.push(&lib_dir);
-    run(Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("examples/c/minimal.c"))
-        .arg("-o")
-        .arg(&program)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg("-lloupe")
-        .arg(rpath));
+    let flags = ["-Wall", "-Wextra", "-Werror", "-pedantic"].map(std::ffi::OsString::from);
+    compile_minimal_c(&lib_dir, &program, &[flags.as_slice(), &[rpath]].concat());
     let config_path = tmp.path().join("loupe.toml");
     std::fs::write(&config_path, config_toml("")).unwrap();
     let overlay = tmp.path().join("overlay.png");

@@ -98,10 +98,10 @@ fn a_batch_equals_the_rust_batch_and_failures_clear_every_output() {
         }
         // One bad view fails the whole batch, names it, and leaves no result to free.
         let mut bad = views.clone();
-        bad[2].format = 9;
+        bad[2].format = 99;
         let status = loupe_session_inspect_batch(session, bad.as_ptr(), bad.len(), results.as_mut_ptr());
         assert_eq!(status, LoupeStatus::Image);
-        assert!(last_error().contains("images[2].format") && last_error().contains("found 9"), "{}", last_error());
+        assert!(last_error().contains("images[2].format") && last_error().contains("found 99"), "{}", last_error());
         assert!(results.iter().all(|r| r.is_null()));
         ok(loupe_session_inspect_batch(session, std::ptr::null(), 0, std::ptr::null_mut()));
         ok(loupe_session_destroy(session));

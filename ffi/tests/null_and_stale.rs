@@ -133,6 +133,25 @@ unsafe fn call_all_with_handles(
         check(c, "loupe_result_region_count", loupe_result_region_count(result, &mut n));
         check(c, "loupe_result_region", loupe_result_region(result, 0, &mut region));
         check(c, "loupe_result_write_overlay", loupe_result_write_overlay(result, view, path.as_ptr()));
+        let mut info = std::mem::zeroed::<LoupeEngineInfo>();
+        info.struct_size = size_of::<LoupeEngineInfo>() as u32;
+        check(c, "loupe_engine_info", loupe_engine_info(engine, &mut info));
+        check(c, "loupe_session_inspect_ex", loupe_session_inspect_ex(session, view, null(), &mut r));
+        let mut status = LoupeStatus::Ok;
+        check(
+            c,
+            "loupe_session_inspect_batch_ex",
+            loupe_session_inspect_batch_ex(session, view, 1, null(), &mut r, &mut status),
+        );
+        assert_ne!(status, LoupeStatus::Ok, "a refused batch gives its slots the call's status");
+        check(
+            c,
+            "loupe_session_inspect_with_profile_ex",
+            loupe_session_inspect_with_profile_ex(session, profile, view, null(), &mut r),
+        );
+        check(c, "loupe_result_rethreshold", loupe_result_rethreshold(result, null(), &mut r));
+        check(c, "loupe_result_to_json", loupe_result_to_json(result, null(), null_mut(), 0, &mut n));
+        assert!(info.model_name.is_null(), "a refused query writes nothing");
         // Outputs of refused calls are cleared, never left pointing at something.
         assert!(s.is_null() && r.is_null() && name.is_null() && fm.is_null() && bm.is_null() && tm.is_null());
         assert!(region.type_name.is_null() && (w, h) == (0, 0));
@@ -366,6 +385,52 @@ fn every_function_refuses_null_stale_and_wrong_kind_handles() {
             "loupe_result_write_overlay",
             loupe_result_write_overlay(res, &no_pixels, overlay.as_ptr()),
             "image.data",
+        );
+        let mut info = std::mem::zeroed::<LoupeEngineInfo>();
+        info.struct_size = size_of::<LoupeEngineInfo>() as u32;
+        c.null("loupe_engine_info", loupe_engine_info(null(), &mut info), "engine");
+        c.null("loupe_engine_info", loupe_engine_info(l.engine, null_mut()), "out_info");
+        c.null("loupe_engine_create_default", loupe_engine_create_default(null_mut()), "out_engine");
+        c.null("loupe_session_inspect_ex", loupe_session_inspect_ex(null_mut(), &view, null(), &mut r), "session");
+        c.null("loupe_session_inspect_ex", loupe_session_inspect_ex(l.session, null(), null(), &mut r), "image");
+        c.null(
+            "loupe_session_inspect_ex",
+            loupe_session_inspect_ex(l.session, &view, null(), null_mut()),
+            "out_result",
+        );
+        let mut statuses = [LoupeStatus::Ok; 2];
+        let mut results = [null_mut(); 2];
+        let views = [view, view];
+        let batch = |session, images, out_results, out_statuses| {
+            loupe_session_inspect_batch_ex(session, images, 2, null(), out_results, out_statuses)
+        };
+        let (rp, sp) = (results.as_mut_ptr(), statuses.as_mut_ptr());
+        c.null("loupe_session_inspect_batch_ex", batch(null_mut(), views.as_ptr(), rp, sp), "session");
+        assert_eq!(statuses, [LoupeStatus::NullArgument; 2]);
+        c.null("loupe_session_inspect_batch_ex", batch(l.session, null(), rp, sp), "images");
+        c.null("loupe_session_inspect_batch_ex", batch(l.session, views.as_ptr(), null_mut(), sp), "out_results");
+        c.null("loupe_session_inspect_batch_ex", batch(l.session, views.as_ptr(), rp, null_mut()), "out_statuses");
+        let p = l.profile;
+        c.null(
+            "loupe_session_inspect_with_profile_ex",
+            loupe_session_inspect_with_profile_ex(l.session, null(), &view, null(), &mut r),
+            "profile",
+        );
+        c.null(
+            "loupe_session_inspect_with_profile_ex",
+            loupe_session_inspect_with_profile_ex(l.session, p, null(), null(), &mut r),
+            "image",
+        );
+        c.null("loupe_result_rethreshold", loupe_result_rethreshold(null(), null(), &mut r), "result");
+        c.null("loupe_result_rethreshold", loupe_result_rethreshold(res, null(), null_mut()), "out_result");
+        c.null("loupe_result_to_json", loupe_result_to_json(null(), null(), null_mut(), 0, &mut n), "result");
+        c.null("loupe_result_to_json", loupe_result_to_json(res, null(), null_mut(), 0, null_mut()), "out_length");
+        // A NULL log callback removes the callback: not an error.
+        c.expect(
+            "loupe_set_log_callback",
+            loupe_set_log_callback(LOUPE_LOG_WARN, None, null_mut()),
+            LoupeStatus::Ok,
+            "",
         );
         // Destroying NULL is a no-op, as with free().
         c.expect("loupe_result_destroy", loupe_result_destroy(null_mut()), LoupeStatus::Ok, "");

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LoupeError, Result};
 use crate::fusion::{Fusion, FusionRule};
+use crate::thresholding::SegmentRule;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -147,6 +148,9 @@ pub struct PostprocessConfig {
     /// Mask regions smaller than this many pixels are dropped (from the mask too).
     #[schemars(range(min = 1))]
     pub min_region_area: u32,
+    /// Which images get a mask and regions: `anomalous` (only images labelled anomalous, so the label and the
+    /// regions never contradict each other) or `all` (every image: two independent thresholds, as before).
+    pub segment: SegmentRule,
     /// Keep the per-class maps in each result (memory: classes x map pixels x 4 bytes).
     pub keep_class_maps: bool,
     /// Where post-processing runs: `cpu`, `gpu` or `auto` (the GPU on a hardware adapter, else the CPU).
@@ -177,6 +181,7 @@ impl Default for PostprocessConfig {
             smoothing_sigma: 0.0,
             map_size: MapSize::Input,
             min_region_area: 1,
+            segment: SegmentRule::default(),
             keep_class_maps: false,
             backend: PostprocessBackend::Auto,
         }

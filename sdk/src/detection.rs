@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::fusion::ScoringMode;
+use crate::thresholding::SegmentRule;
 
 /// A dense single-channel map, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,16 +111,25 @@ pub struct Detection {
     /// Top of the anomaly map's range (the heatmap's colour scale): the number of layers for text, 1 for most
     /// fusions.
     pub map_range: f32,
+    /// Top of the image score's range (1, or the `layer_sum` fusion's): what `normalized_score` maps to 1.
+    pub score_range: f32,
     /// Per-class maps (`classes` of them), kept only when configured (`postprocess.keep_class_maps`).
     pub class_maps: Vec<ScoreMap>,
     /// Per-pixel type id: 0 outside the mask, else the most probable defect type (index into `classes`).
     pub type_map: Vec<u16>,
+    /// The most probable defect type of every pixel, mask or not (what re-thresholding needs); empty when the
+    /// post-processor makes its own masks or the type map was not kept.
+    pub pixel_types: Vec<u16>,
     /// Binary mask, 0 or 255 per pixel.
     pub mask: Vec<u8>,
     /// Connected regions of the mask.
     pub regions: Vec<Region>,
     /// Thresholds used.
     pub thresholds: Thresholds,
+    /// Smallest region kept, in pixels.
+    pub min_region_area: u32,
+    /// Which images got a mask and regions.
+    pub segment: SegmentRule,
     /// Which evidence the result rests on.
     pub evidence: Evidence,
 }

@@ -18,6 +18,7 @@ use crate::fusion::{Fusion, ReferenceEvidence, ScoringMode};
 use crate::image_input::ImageView;
 use crate::profile::Profile;
 use crate::reference::{MutualSettings, golden, mutual_batch};
+use crate::thresholding::{Decision, InspectOptions};
 use crate::traits::{Backbone, ComponentInfo, OutputSize, PostProcessor, PostprocessRequest, PromptBank};
 
 /// A profile checked against an engine's backbone, with the text matrix of its vocabulary. Share it (`Arc`)
@@ -75,6 +76,9 @@ pub struct Engine {
     batch_size: usize,
     reference: ReferenceConfig,
     profile: Option<Arc<BoundProfile>>,
+    /// The post-processing configuration's decision for text-only results (`postprocess.image_threshold`,
+    /// `pixel_threshold`, `min_region_area`, `segment`).
+    decision: Decision,
 }
 
 impl Engine {
@@ -112,6 +116,7 @@ impl Engine {
             return Err(LoupeError::Vocabulary("no defect words: the bank has none and none were configured".into()));
         }
         let text = text_matrix(&*bank, &words, dim)?;
+        let layers = backbone.geometry().layers;
         let mut engine = Self {
             backbone,
             bank,
@@ -121,6 +126,14 @@ impl Engine {
             batch_size: config.engine.batch_size.max(1),
             reference: config.reference.clone(),
             profile: None,
+            decision: Decision {
+                thresholds: Thresholds {
+                    image: config.postprocess.image_threshold,
+                    pixel: config.postprocess.pixel_threshold.unwrap_or(0.5 * layers as f32),
+                },
+                min_region_area: config.postprocess.min_region_area,
+                segment: config.postprocess.segment,
+            },
         };
         if let Some(path) = &config.profile {
             engine.profile = Some(engine.load_profile(path)?);
@@ -230,19 +243,32 @@ impl Engine {
         profile: Option<&BoundProfile>,
         mutual: bool,
     ) -> Result<Vec<Detection>> {
+        self.inspect_call(images, profile, mutual, &InspectOptions::default())
+    }
+
+    /// As [`Engine::inspect_scored`], with per-call options (thresholds, minimum region area, segment rule, a
+    /// subset of the vocabulary, outputs kept).
+    pub fn inspect_call(
+        &self,
+        images: &[ImageView<'_>],
+        profile: Option<&BoundProfile>,
+        mutual: bool,
+        options: &InspectOptions,
+    ) -> Result<Vec<Detection>> {
+        options.validate()?;
         let outputs: Vec<OutputSize> = images.iter().map(|i| self.output_size(i)).collect();
         if mutual_scores(mutual, profile) {
             // Every image of the call is every other image's reference: all features first.
             let features = self.encode(images)?;
             let evidence = mutual_batch(&features, &self.mutual_settings())?;
             let evidence: Vec<Option<ReferenceEvidence>> = evidence.into_iter().map(Some).collect();
-            return self.postprocess(&features, &evidence, &outputs, profile);
+            return self.postprocess_call(&features, &evidence, &outputs, profile, options);
         }
         let mut out = Vec::with_capacity(images.len());
         for (chunk, sizes) in images.chunks(self.batch_size).zip(outputs.chunks(self.batch_size)) {
             let features = self.encode(chunk)?;
             let evidence = self.golden_evidence(&features, profile)?;
-            out.extend(self.postprocess(&features, &evidence, sizes, profile)?);
+            out.extend(self.postprocess_call(&features, &evidence, sizes, profile, options)?);
         }
         Ok(out)
     }
@@ -317,6 +343,12 @@ impl Engine {
         })
     }
 
+    /// The decision (thresholds, minimum region area, segment rule) results get in `mode` with `profile`:
+    /// [`Engine::thresholds`], else the post-processing configuration's.
+    pub fn decision(&self, mode: ScoringMode, profile: Option<&BoundProfile>) -> Decision {
+        Decision { thresholds: self.thresholds(mode, profile).unwrap_or(self.decision.thresholds), ..self.decision }
+    }
+
     /// Post-processes features with their evidence (one per image, `None` for text only) into detections with
     /// maps of `outputs` size, with `profile`'s vocabulary, fusion and thresholds.
     pub fn postprocess(
@@ -326,6 +358,19 @@ impl Engine {
         outputs: &[OutputSize],
         profile: Option<&BoundProfile>,
     ) -> Result<Vec<Detection>> {
+        self.postprocess_call(features, evidence, outputs, profile, &InspectOptions::default())
+    }
+
+    /// As [`Engine::postprocess`], with per-call options: the vocabulary subset chooses text rows, the decision
+    /// options re-threshold each result (bit-identical to thresholding there at once), skipped outputs are freed.
+    pub fn postprocess_call(
+        &self,
+        features: &[ImageFeatures],
+        evidence: &[Option<ReferenceEvidence>],
+        outputs: &[OutputSize],
+        profile: Option<&BoundProfile>,
+        options: &InspectOptions,
+    ) -> Result<Vec<Detection>> {
         if evidence.len() != features.len() || outputs.len() != features.len() {
             return Err(LoupeError::mismatch(
                 "evidence and output sizes per image",
@@ -333,7 +378,9 @@ impl Engine {
                 format!("{} and {}", evidence.len(), outputs.len()),
             ));
         }
-        let text = profile.map_or(&self.text, |p| &p.text);
+        let active = profile.map_or(&self.text, |p| &p.text);
+        let subset = options.classes.as_ref().map(|words| active.select(words)).transpose()?;
+        let text = subset.as_ref().unwrap_or(active);
         let fusion = self.fusion(profile);
         let mut out = Vec::with_capacity(features.len());
         let items: Vec<_> = features.iter().zip(evidence).zip(outputs).collect();
@@ -352,10 +399,14 @@ impl Engine {
             if detections.len() != requests.len() {
                 return Err(LoupeError::mismatch("post-processor results per batch", requests.len(), detections.len()));
             }
-            out.extend(detections.into_iter().map(|mut d| {
+            for mut d in detections {
                 d.evidence.profile = profile.map(|p| p.name().to_string());
-                d
-            }));
+                if options.changes_decision() {
+                    d = d.rethreshold(&options.decision(&d.decision()))?;
+                }
+                options.trim(&mut d);
+                out.push(d);
+            }
         }
         Ok(out)
     }

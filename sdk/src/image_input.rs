@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::error::{LoupeError, Result};
 
-/// Pixel layout of an 8-bit image view.
+/// Pixel layout of an image view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
     /// One channel, 8 bits.
@@ -16,20 +16,59 @@ pub enum PixelFormat {
     Bgr8,
     /// Four channels, R G B A; alpha is ignored.
     Rgba8,
+    /// Four channels, B G R A (OpenCV's `CV_8UC4`, Windows DIBs); alpha is ignored.
+    Bgra8,
+    /// Four bytes, B G R and one unused (cameras' `BGRx` / GigE Vision `BGRa8` without alpha).
+    Bgrx8,
+    /// Four bytes, R G B and one unused.
+    Rgbx8,
+    /// One channel in a 16-bit word (native byte order) holding `bits` significant bits (10, 12, 14 or 16: a
+    /// 12-bit camera's values are 0..4095). Reduced to 8 bits by dropping the `bits - 8` lowest bits, so a value
+    /// `g << (bits - 8)` reads exactly as the 8-bit gray `g`; values above `2^bits - 1` read as 255.
+    Gray16 {
+        /// Significant bits per value, 9 to 16.
+        bits: u8,
+    },
 }
 
 impl PixelFormat {
     /// Bytes per pixel.
-    pub fn channels(self) -> usize {
+    pub fn bytes_per_pixel(self) -> usize {
         match self {
             Self::Gray8 => 1,
+            Self::Gray16 { .. } => 2,
             Self::Rgb8 | Self::Bgr8 => 3,
-            Self::Rgba8 => 4,
+            Self::Rgba8 | Self::Bgra8 | Self::Bgrx8 | Self::Rgbx8 => 4,
+        }
+    }
+
+    /// Checks what the type cannot: a 16-bit format's bit depth is 9 to 16.
+    pub fn validate(self) -> Result<()> {
+        match self {
+            Self::Gray16 { bits } if !(9..=16).contains(&bits) => {
+                Err(LoupeError::mismatch("16-bit gray image: significant bits", "9 to 16 (10, 12, 14 or 16)", bits))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The RGB value of pixel `x` of a row of this format (gray replicated, BGR swapped, the fourth byte dropped,
+    /// 16-bit gray reduced to 8 bits). `row` must hold pixel `x`.
+    pub fn rgb_at(self, row: &[u8], x: usize) -> [u8; 3] {
+        let px = &row[x * self.bytes_per_pixel()..];
+        match self {
+            Self::Gray8 => [px[0]; 3],
+            Self::Rgb8 | Self::Rgba8 | Self::Rgbx8 => [px[0], px[1], px[2]],
+            Self::Bgr8 | Self::Bgra8 | Self::Bgrx8 => [px[2], px[1], px[0]],
+            Self::Gray16 { bits } => {
+                let v = u16::from_ne_bytes([px[0], px[1]]) >> (bits.saturating_sub(8) as u32);
+                [v.min(255) as u8; 3]
+            }
         }
     }
 }
 
-/// A borrowed 8-bit image: `height` rows of `stride` bytes, each holding `width` pixels of `format`.
+/// A borrowed image: `height` rows of `stride` bytes, each holding `width` pixels of `format`.
 #[derive(Clone, Copy, Debug)]
 pub struct ImageView<'a> {
     data: &'a [u8],
@@ -40,12 +79,13 @@ pub struct ImageView<'a> {
 }
 
 impl<'a> ImageView<'a> {
-    /// Wraps caller memory, checking that `data` holds `height` rows of `stride >= width * channels` bytes.
+    /// Wraps caller memory, checking that `data` holds `height` rows of `stride >= width * bytes per pixel` bytes.
     pub fn new(data: &'a [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
+        format.validate()?;
         if width == 0 || height == 0 {
             return Err(LoupeError::mismatch("image size", "width and height > 0", format!("{width}x{height}")));
         }
-        let row = width as usize * format.channels();
+        let row = width as usize * format.bytes_per_pixel();
         if stride < row {
             return Err(LoupeError::mismatch("image stride (bytes per row)", format!(">= {row}"), stride));
         }
@@ -58,7 +98,7 @@ impl<'a> ImageView<'a> {
 
     /// A tightly packed view (stride = width * channels).
     pub fn packed(data: &'a [u8], width: u32, height: u32, format: PixelFormat) -> Result<Self> {
-        Self::new(data, width, height, width as usize * format.channels(), format)
+        Self::new(data, width, height, width as usize * format.bytes_per_pixel(), format)
     }
 
     /// Width in pixels.
@@ -81,25 +121,20 @@ impl<'a> ImageView<'a> {
         self.format
     }
 
-    /// Row `y` as bytes (`width * channels` long).
+    /// Row `y` as bytes (`width * bytes per pixel` long).
     pub fn row(&self, y: u32) -> &'a [u8] {
         let start = y as usize * self.stride;
-        &self.data[start..start + self.width as usize * self.format.channels()]
+        &self.data[start..start + self.width as usize * self.format.bytes_per_pixel()]
     }
 
-    /// The image as packed RGB bytes (gray replicated, BGR swapped, alpha dropped).
+    /// The image as packed RGB bytes (gray replicated, BGR swapped, alpha or padding dropped, 16-bit gray reduced
+    /// to 8 bits).
     pub fn to_rgb(&self) -> image::RgbImage {
         let mut out = image::RgbImage::new(self.width, self.height);
         for y in 0..self.height {
             let row = self.row(y);
             for x in 0..self.width as usize {
-                let px = match self.format {
-                    PixelFormat::Gray8 => [row[x]; 3],
-                    PixelFormat::Rgb8 => [row[3 * x], row[3 * x + 1], row[3 * x + 2]],
-                    PixelFormat::Bgr8 => [row[3 * x + 2], row[3 * x + 1], row[3 * x]],
-                    PixelFormat::Rgba8 => [row[4 * x], row[4 * x + 1], row[4 * x + 2]],
-                };
-                out.put_pixel(x as u32, y, image::Rgb(px));
+                out.put_pixel(x as u32, y, image::Rgb(self.format.rgb_at(row, x)));
             }
         }
         out
@@ -126,7 +161,7 @@ impl OwnedImage {
             data: &self.data,
             width: self.width,
             height: self.height,
-            stride: self.width as usize * self.format.channels(),
+            stride: self.width as usize * self.format.bytes_per_pixel(),
             format: self.format,
         }
     }
@@ -189,6 +224,39 @@ mod tests {
         assert_eq!(a, c);
         let g = ImageView::packed(&[7u8, 9], 2, 1, PixelFormat::Gray8).unwrap().to_rgb();
         assert_eq!(g.into_raw(), vec![7, 7, 7, 9, 9, 9]);
+    }
+
+    #[test]
+    fn four_byte_and_sixteen_bit_formats_read_as_rgb8() {
+        let rgb = [10u8, 20, 30, 40, 50, 60];
+        let expect = ImageView::packed(&rgb, 2, 1, PixelFormat::Rgb8).unwrap().to_rgb();
+        let bgrx = [30u8, 20, 10, 7, 60, 50, 40, 9];
+        let rgbx = [10u8, 20, 30, 7, 40, 50, 60, 9];
+        for (data, format) in [(bgrx, PixelFormat::Bgra8), (bgrx, PixelFormat::Bgrx8), (rgbx, PixelFormat::Rgbx8)] {
+            assert_eq!(ImageView::packed(&data, 2, 1, format).unwrap().to_rgb(), expect, "{format:?}");
+        }
+        let gray = [0u8, 7, 128, 255];
+        let expect = ImageView::packed(&gray, 4, 1, PixelFormat::Gray8).unwrap().to_rgb();
+        for bits in [10u8, 12, 16] {
+            let words: Vec<u8> = gray.iter().flat_map(|&g| (u16::from(g) << (bits - 8)).to_ne_bytes()).collect();
+            let view = ImageView::packed(&words, 4, 1, PixelFormat::Gray16 { bits }).unwrap();
+            assert_eq!(view.to_rgb(), expect, "{bits} bits");
+        }
+        // Out-of-range values saturate; a 12-bit full scale is white.
+        let words: Vec<u8> = [4095u16, 65535].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let view = ImageView::packed(&words, 2, 1, PixelFormat::Gray16 { bits: 12 }).unwrap();
+        assert_eq!(view.to_rgb().into_raw(), vec![255; 6]);
+    }
+
+    #[test]
+    fn sixteen_bit_depth_is_checked() {
+        let words = [0u8; 4];
+        for bits in [0u8, 8, 17] {
+            let err = ImageView::packed(&words, 2, 1, PixelFormat::Gray16 { bits }).unwrap_err().to_string();
+            assert!(err.contains("significant bits") && err.contains(&bits.to_string()), "{err}");
+        }
+        // A 16-bit row needs 2 bytes per pixel.
+        assert!(ImageView::new(&words, 2, 1, 3, PixelFormat::Gray16 { bits: 12 }).is_err());
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub mod profile;
 pub mod reference;
 pub mod regions;
 pub mod render;
+pub mod report;
 pub mod session;
+pub mod thresholding;
 pub mod traits;
 
 pub use config::{ConfigFormat, LoupeConfig, MapSize, PostprocessConfig};
@@ -36,4 +38,5 @@ pub use fusion::{Fusion, FusionRule, ReferenceEvidence, ScoringMode};
 pub use image_input::{ImageView, OwnedImage, PixelFormat};
 pub use profile::Profile;
 pub use session::Session;
+pub use thresholding::{Decision, InspectOptions, SegmentRule};
 pub use traits::{Backbone, ComponentInfo, InputGeometry, OutputSize, PostProcessor, PostprocessRequest, PromptBank};

@@ -9,6 +9,7 @@ use crate::engine::{BoundProfile, Engine, mutual_scores};
 use crate::error::{LoupeError, Result};
 use crate::image_input::ImageView;
 use crate::reference::{MutualSettings, MutualWindow};
+use crate::thresholding::InspectOptions;
 
 /// An inspection context on an engine; not shared between threads (`&mut self`), cheap to create.
 pub struct Session {
@@ -80,16 +81,23 @@ impl Session {
     /// `reference.mutual`, against the window (text only while it holds fewer than `reference.mutual_min_pool`
     /// images, flagged in `evidence.window_filling`), after which the image joins the window; else text only.
     pub fn inspect(&mut self, image: &ImageView<'_>) -> Result<Detection> {
+        self.inspect_options(image, &InspectOptions::default())
+    }
+
+    /// As [`Session::inspect`], with per-call options.
+    pub fn inspect_options(&mut self, image: &ImageView<'_>, options: &InspectOptions) -> Result<Detection> {
         let profile = self.profile.as_deref();
         let mut results = if mutual_scores(self.mutual, profile) {
+            options.validate()?;
             let features = self.engine.encode(std::slice::from_ref(image))?;
             let evidence = self.window.evidence(&features[0])?;
             let filling = evidence.is_none();
-            let mut d = self.engine.postprocess(&features, &[evidence], &[self.engine.output_size(image)], profile)?;
+            let output = [self.engine.output_size(image)];
+            let mut d = self.engine.postprocess_call(&features, &[evidence], &output, profile, options)?;
             d.iter_mut().for_each(|d| d.evidence.window_filling = filling);
             d
         } else {
-            self.engine.inspect_scored(std::slice::from_ref(image), profile, false)?
+            self.engine.inspect_call(std::slice::from_ref(image), profile, false, options)?
         };
         results.pop().ok_or_else(|| LoupeError::inference("session", "no result"))
     }
@@ -97,14 +105,33 @@ impl Session {
     /// Inspects a batch with the session's profile: golden samples, or (mutual on) each image against the other
     /// images of the batch ([`Engine::inspect_scored`]); the window is neither used nor changed.
     pub fn inspect_batch(&mut self, images: &[ImageView<'_>]) -> Result<Vec<Detection>> {
-        self.engine.inspect_scored(images, self.profile.as_deref(), self.mutual)
+        self.inspect_batch_options(images, &InspectOptions::default())
+    }
+
+    /// As [`Session::inspect_batch`], with per-call options.
+    pub fn inspect_batch_options(
+        &mut self,
+        images: &[ImageView<'_>],
+        options: &InspectOptions,
+    ) -> Result<Vec<Detection>> {
+        self.engine.inspect_call(images, self.profile.as_deref(), self.mutual, options)
     }
 
     /// Inspects one image with `profile` for this call only (golden samples, or text when it has none); neither
     /// the session's profile nor its window is used or changed.
     pub fn inspect_with(&mut self, image: &ImageView<'_>, profile: &BoundProfile) -> Result<Detection> {
+        self.inspect_with_options(image, profile, &InspectOptions::default())
+    }
+
+    /// As [`Session::inspect_with`], with per-call options.
+    pub fn inspect_with_options(
+        &mut self,
+        image: &ImageView<'_>,
+        profile: &BoundProfile,
+        options: &InspectOptions,
+    ) -> Result<Detection> {
         self.check_profile(profile)?;
-        let mut v = self.engine.inspect_scored(std::slice::from_ref(image), Some(profile), false)?;
+        let mut v = self.engine.inspect_call(std::slice::from_ref(image), Some(profile), false, options)?;
         v.pop().ok_or_else(|| LoupeError::inference("session", "no result"))
     }
 

@@ -36,7 +36,7 @@ fn good_images() -> Vec<(PathBuf, OwnedImage)> {
 /// `image` with a bright square painted at its centre: a defect the references never show.
 fn with_defect(image: &OwnedImage) -> OwnedImage {
     let mut out = image.clone();
-    let c = out.format.channels();
+    let c = out.format.bytes_per_pixel();
     let (w, h) = (out.width as usize, out.height as usize);
     for y in h / 2 - h / 6..h / 2 + h / 6 {
         for x in w / 2 - w / 6..w / 2 + w / 6 {

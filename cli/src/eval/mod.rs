@@ -73,7 +73,8 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    /// Configuration file + environment, then the flags; class maps kept, maps at the input's size.
+    /// Configuration file + environment, then the flags; class maps kept, maps at the input's size, every image
+    /// segmented.
     fn config(&self, folders: &[String]) -> Result<LoupeConfig, LoupeError> {
         let mut cfg = self.engine.load()?;
         if let Some(d) = &self.defects {
@@ -82,6 +83,9 @@ impl EvalArgs {
             cfg.prompts.defects = Some(folders.iter().map(|f| normalise_word(f)).collect());
         }
         cfg.postprocess.keep_class_maps = true;
+        // Pixel metrics score every image's segmentation, whatever its label, as benchmarks do: the segment rule
+        // (`postprocess.segment`) is a product decision on top of it, and would mix image errors into them.
+        cfg.postprocess.segment = loupe_sdk::SegmentRule::All;
         self.scoring.apply(&mut cfg);
         if cfg.postprocess.map_size != MapSize::Input {
             eprintln!("note: eval compares maps with masks at the image's size: postprocess.map_size set to `input`");

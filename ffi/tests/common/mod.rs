@@ -78,6 +78,13 @@ pub fn format_code(f: PixelFormat) -> u32 {
         PixelFormat::Rgb8 => LOUPE_FORMAT_RGB8,
         PixelFormat::Bgr8 => LOUPE_FORMAT_BGR8,
         PixelFormat::Rgba8 => LOUPE_FORMAT_RGBA8,
+        PixelFormat::Bgra8 => LOUPE_FORMAT_BGRA8,
+        PixelFormat::Bgrx8 => LOUPE_FORMAT_BGRX8,
+        PixelFormat::Rgbx8 => LOUPE_FORMAT_RGBX8,
+        PixelFormat::Gray16 { bits: 10 } => LOUPE_FORMAT_GRAY10,
+        PixelFormat::Gray16 { bits: 12 } => LOUPE_FORMAT_GRAY12,
+        PixelFormat::Gray16 { bits: 14 } => LOUPE_FORMAT_GRAY14,
+        PixelFormat::Gray16 { .. } => LOUPE_FORMAT_GRAY16,
     }
 }
 

@@ -28,6 +28,12 @@ use loupe_sdk::{
 mod common;
 use common::Rng;
 
+/// Post-processing settings of the parity tests: every image segmented (`segment = all`), so that masks and type
+/// maps of images labelled normal are compared too.
+fn parity_config() -> PostprocessConfig {
+    PostprocessConfig { segment: loupe_sdk::SegmentRule::All, ..Default::default() }
+}
+
 const TOLERANCE: f32 = 1e-5;
 
 /// Records warnings, to check that a fallback is announced.
@@ -157,7 +163,7 @@ fn assert_same(what: &str, gpu: &Detection, cpu: &Detection) -> usize {
 fn random_inputs_match_the_cpu_at_every_size_and_class_count() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     for sigma in [0.0, 4.0] {
-        let config = PostprocessConfig { smoothing_sigma: sigma, keep_class_maps: true, ..Default::default() };
+        let config = PostprocessConfig { smoothing_sigma: sigma, keep_class_maps: true, ..parity_config() };
         let Some(gpu) = gpu(&config) else { return };
         let cpu = DapoPostProcessor::new(config.clone());
         for grid in [8, 37] {
@@ -184,7 +190,7 @@ fn random_inputs_match_the_cpu_at_every_size_and_class_count() {
 /// evidence, smoothing on; the GPU equals the CPU (maps within 1e-5, same masks and types).
 #[test]
 fn fused_reference_evidence_matches_the_cpu_for_every_rule() {
-    let config = PostprocessConfig { smoothing_sigma: 2.0, keep_class_maps: true, ..Default::default() };
+    let config = PostprocessConfig { smoothing_sigma: 2.0, keep_class_maps: true, ..parity_config() };
     let Some(gpu) = gpu(&config) else { return };
     let cpu = DapoPostProcessor::new(config.clone());
     let mut rng = Rng(0xf00d_5eed);
@@ -269,7 +275,7 @@ fn fixture_features_match_the_cpu_and_the_reference() {
     let (tshape, rows) = tensor("text_features");
     let text = TextFeatures::new(words, tshape[1], rows).unwrap();
     for (sigma, reference) in [(0.0, "anomaly_map"), (sigma, "anomaly_map_smoothed")] {
-        let config = PostprocessConfig { smoothing_sigma: sigma, keep_class_maps: true, ..Default::default() };
+        let config = PostprocessConfig { smoothing_sigma: sigma, keep_class_maps: true, ..parity_config() };
         let Some(gpu) = gpu(&config) else { return };
         let cpu = DapoPostProcessor::new(config);
         let features: Vec<ImageFeatures> = stems
@@ -305,7 +311,7 @@ fn fixture_features_match_the_cpu_and_the_reference() {
 /// Through the engine: the fixture model's batch of 4 images is one GPU submission, with the CPU engine's results.
 #[test]
 fn engine_batches_are_one_submission_each() {
-    let config = PostprocessConfig { smoothing_sigma: 1.0, ..Default::default() };
+    let config = PostprocessConfig { smoothing_sigma: 1.0, ..parity_config() };
     let Some(gpu) = gpu(&config) else { return };
     let gpu = std::sync::Arc::new(gpu);
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity");
@@ -335,7 +341,7 @@ fn engine_batches_are_one_submission_each() {
 /// Buffers are reused across batches of different shapes, and the results do not depend on what ran before.
 #[test]
 fn buffers_are_reused_across_batch_shapes() {
-    let config = PostprocessConfig { smoothing_sigma: 1.5, ..Default::default() };
+    let config = PostprocessConfig { smoothing_sigma: 1.5, ..parity_config() };
     let Some(gpu) = gpu(&config) else { return };
     let cpu = DapoPostProcessor::new(config.clone());
     let mut rng = Rng(42);
@@ -400,7 +406,7 @@ fn bad_inputs_are_refused_like_the_cpu_does() {
 /// A lost device (a driver reset, an unplugged eGPU) makes the batch run on the CPU: same answer, no crash.
 #[test]
 fn a_lost_device_falls_back_to_the_cpu() {
-    let config = PostprocessConfig { smoothing_sigma: 2.0, ..Default::default() };
+    let config = PostprocessConfig { smoothing_sigma: 2.0, ..parity_config() };
     let Some(gpu) = gpu(&config) else { return };
     let cpu = DapoPostProcessor::new(config.clone());
     let mut rng = Rng(99);

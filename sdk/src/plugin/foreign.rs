@@ -14,6 +14,7 @@ use crate::features::{ImageFeatures, TextFeatures};
 use crate::fusion::normalized_score;
 use crate::image_input::ImageView;
 use crate::regions::extract_regions;
+use crate::thresholding::SegmentRule;
 use crate::traits::{Backbone, ComponentInfo, InputGeometry, PostProcessor, PostprocessRequest, PromptBank};
 
 /// What keeps a plugin's code alive (its library handle) and names it in errors.
@@ -154,14 +155,28 @@ impl Backbone for ForeignBackbone {
         let g = &self.geometry;
         let (n, d, cells) = (images.len(), g.feature_dim, g.grid[0] * g.grid[1]);
         let per = g.layers * cells * d;
+        // Formats plugin ABI 1 does not know reach the plugin as packed RGB8 copies, kept alive for the call.
+        let converted: Vec<Option<image::RgbImage>> =
+            images.iter().map(|v| format_code(v.format()).is_none().then(|| v.to_rgb())).collect();
         let raw: Vec<LoupePluginImage> = images
             .iter()
-            .map(|v| LoupePluginImage {
-                data: v.row(0).as_ptr(),
-                width: v.width(),
-                height: v.height(),
-                stride: v.stride(),
-                format: format_code(v.format()),
+            .zip(&converted)
+            .map(|(v, rgb)| match rgb {
+                Some(rgb) => LoupePluginImage {
+                    data: rgb.as_raw().as_ptr(),
+                    width: v.width(),
+                    height: v.height(),
+                    stride: 3 * v.width() as usize,
+                    format: LOUPE_PLUGIN_FORMAT_RGB8,
+                },
+                None => LoupePluginImage {
+                    data: v.row(0).as_ptr(),
+                    width: v.width(),
+                    height: v.height(),
+                    stride: v.stride(),
+                    // `converted` is `None` only where the ABI has a code.
+                    format: format_code(v.format()).unwrap_or(LOUPE_PLUGIN_FORMAT_RGB8),
+                },
             })
             .collect();
         let (mut global, mut patches) = (vec![0.0f32; n * d], vec![0.0f32; n * per]);
@@ -277,6 +292,7 @@ pub struct ForeignPostProcessor {
     table: LoupePostProcessorTable,
     instance: Instance,
     min_region_area: u32,
+    segment: SegmentRule,
     provenance: Provenance,
 }
 
@@ -290,7 +306,13 @@ impl ForeignPostProcessor {
     pub fn create(table: &LoupePostProcessorTable, provenance: Provenance, cfg: &LoupeConfig) -> Result<Self> {
         let table = LoupePostProcessorTable { ..*table };
         let instance = create(&provenance, table.create, table.destroy, table.user_data, cfg)?;
-        Ok(Self { table, instance, min_region_area: cfg.postprocess.min_region_area, provenance })
+        Ok(Self {
+            table,
+            instance,
+            min_region_area: cfg.postprocess.min_region_area,
+            segment: cfg.postprocess.segment,
+            provenance,
+        })
     }
 }
 
@@ -360,22 +382,33 @@ impl PostProcessor for ForeignPostProcessor {
             });
         }
         let anomaly_map = ScoreMap { width: w, height: h, data: anomaly };
+        let is_anomalous = out.score > out.image_threshold;
+        // The plugin makes its own mask (it may not be a threshold of its map); the segment rule still applies.
+        if !is_anomalous && self.segment == SegmentRule::Anomalous {
+            mask.fill(0);
+            type_map.fill(0);
+        }
         let regions = extract_regions(&mut mask, &mut type_map, &anomaly_map, &classes, self.min_region_area);
         Ok(Detection {
             score: out.score,
             normalized_score: normalized_score(out.score, out.image_threshold, 1.0),
-            is_anomalous: out.score > out.image_threshold,
+            is_anomalous,
             image_type: classes[out.image_type as usize].clone(),
             classes,
             class_probabilities: probs,
             anomaly_map,
             class_maps: Vec::new(),
             type_map,
+            // Its mask is its own: no per-pixel types to re-threshold with.
+            pixel_types: Vec::new(),
             mask,
             regions,
             // The plugin's maps are read as DAPO's: the sum over layers of the defect probabilities.
             map_range: features.layers as f32,
+            score_range: 1.0,
             thresholds: Thresholds { image: out.image_threshold, pixel: out.pixel_threshold },
+            min_region_area: self.min_region_area,
+            segment: self.segment,
             evidence: Evidence::text(out.score),
         })
     }

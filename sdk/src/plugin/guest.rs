@@ -273,13 +273,15 @@ pub fn pixel_format(format: u32) -> Result<PixelFormat> {
     }
 }
 
-/// Pixel format -> format integer of the ABI.
-pub fn format_code(format: PixelFormat) -> u32 {
+/// Pixel format -> format integer of the ABI; `None` for formats plugin ABI 1 does not know (the host converts
+/// those images to RGB8 before a plugin sees them).
+pub fn format_code(format: PixelFormat) -> Option<u32> {
     match format {
-        PixelFormat::Gray8 => LOUPE_PLUGIN_FORMAT_GRAY8,
-        PixelFormat::Rgb8 => LOUPE_PLUGIN_FORMAT_RGB8,
-        PixelFormat::Bgr8 => LOUPE_PLUGIN_FORMAT_BGR8,
-        PixelFormat::Rgba8 => LOUPE_PLUGIN_FORMAT_RGBA8,
+        PixelFormat::Gray8 => Some(LOUPE_PLUGIN_FORMAT_GRAY8),
+        PixelFormat::Rgb8 => Some(LOUPE_PLUGIN_FORMAT_RGB8),
+        PixelFormat::Bgr8 => Some(LOUPE_PLUGIN_FORMAT_BGR8),
+        PixelFormat::Rgba8 => Some(LOUPE_PLUGIN_FORMAT_RGBA8),
+        PixelFormat::Bgra8 | PixelFormat::Bgrx8 | PixelFormat::Rgbx8 | PixelFormat::Gray16 { .. } => None,
     }
 }
 
@@ -290,7 +292,7 @@ unsafe fn view<'a>(image: &LoupePluginImage) -> Result<ImageView<'a>> {
     if image.data.is_null() || image.width == 0 || image.height == 0 {
         return Err(bad("image with null data or zero size"));
     }
-    let len = image.stride * (image.height as usize - 1) + image.width as usize * format.channels();
+    let len = image.stride * (image.height as usize - 1) + image.width as usize * format.bytes_per_pixel();
     // SAFETY: length per the contract.
     let data = unsafe { std::slice::from_raw_parts(image.data, len) };
     ImageView::new(data, image.width, image.height, image.stride, format)

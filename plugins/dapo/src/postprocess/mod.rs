@@ -20,8 +20,7 @@ pub mod upsample;
 
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::features::normalize;
-use loupe_sdk::fusion::normalized_score;
-use loupe_sdk::regions::extract_regions;
+use loupe_sdk::thresholding::{Decision, decide};
 use loupe_sdk::{
     ComponentInfo, Detection, Evidence, ImageFeatures, LoupeError, OutputSize, PostProcessor, PostprocessRequest,
     Result, ScoreMap, TextFeatures, Thresholds,
@@ -161,8 +160,8 @@ pub(crate) fn anomaly_grid(grids: &[Vec<f32>], request: &PostprocessRequest<'_>)
 pub(crate) struct PixelMaps {
     /// Anomaly map at output size, smoothed if configured.
     pub anomaly: ScoreMap,
-    /// Per pixel: 0 where the anomaly map is not above the pixel threshold, else the most probable defect type.
-    pub type_map: Vec<u16>,
+    /// Per pixel, mask or not: the most probable defect type (1.. ; the mask is decided later, on the CPU).
+    pub pixel_types: Vec<u16>,
     /// Per-class maps at output size, or none when not kept.
     pub class_maps: Vec<ScoreMap>,
 }
@@ -193,26 +192,65 @@ pub(crate) fn assemble(
     };
     let image_type_id =
         (1..text.classes()).max_by(|&a, &b| class_probabilities[a].total_cmp(&class_probabilities[b])).unwrap_or(0);
-    let PixelMaps { anomaly, mut type_map, class_maps } = maps;
-    let mut mask: Vec<u8> = type_map.iter().map(|&t| if t != 0 { 255 } else { 0 }).collect();
+    let PixelMaps { anomaly, pixel_types, class_maps } = maps;
     let classes = text.class_names();
-    let regions = extract_regions(&mut mask, &mut type_map, &anomaly, &classes, config.min_region_area);
+    let decision = Decision { thresholds, min_region_area: config.min_region_area, segment: config.segment };
+    let verdict = decide(score, score_range, &anomaly, &pixel_types, &classes, &decision);
     Detection {
         score,
-        normalized_score: normalized_score(score, thresholds.image, score_range),
-        is_anomalous: score > thresholds.image,
+        normalized_score: verdict.normalized_score,
+        is_anomalous: verdict.is_anomalous,
         image_type: classes.get(image_type_id).cloned().unwrap_or_default(),
         classes,
         class_probabilities,
         anomaly_map: anomaly,
         map_range,
+        score_range,
         class_maps,
-        type_map,
-        mask,
-        regions,
+        pixel_types,
+        type_map: verdict.type_map,
+        mask: verdict.mask,
+        regions: verdict.regions,
         thresholds,
+        min_region_area: decision.min_region_area,
+        segment: decision.segment,
         evidence,
     }
+}
+
+/// Every pixel's most probable defect type (first on ties), not only the masked pixels': the mask is decided
+/// afterwards (and again whenever the result is re-thresholded) from the anomaly map and these types. Each class
+/// grid is interpolated along x once per grid row, then along y per pixel: the same operations in the same order
+/// as [`Bilinear::sample`], so the values (and the GPU's `classify`) agree bit for bit, at a fraction of the cost.
+fn pixel_types(grids: &[Vec<f32>], up: &Bilinear, grid_w: usize, grid_h: usize) -> Vec<u16> {
+    let (xs, ys) = up.axes();
+    let (w, h) = (xs.taps().len(), ys.taps().len());
+    let rows: Vec<Vec<f32>> = grids[1..]
+        .iter()
+        .map(|g| {
+            (0..grid_h)
+                .flat_map(|gy| {
+                    let row = &g[gy * grid_w..(gy + 1) * grid_w];
+                    xs.taps().iter().map(move |&(x0, x1, wx)| row[x0] + (row[x1] - row[x0]) * wx)
+                })
+                .collect()
+        })
+        .collect();
+    let mut types = vec![1u16; w * h];
+    for (y, &(y0, y1, wy)) in ys.taps().iter().enumerate() {
+        for (x, ty) in types[y * w..(y + 1) * w].iter_mut().enumerate() {
+            let mut best = (1usize, f32::NEG_INFINITY);
+            for (k, r) in rows.iter().enumerate() {
+                let (top, bottom) = (r[y0 * w + x], r[y1 * w + x]);
+                let v = top + (bottom - top) * wy;
+                if v > best.1 {
+                    best = (k + 1, v);
+                }
+            }
+            *ty = best.0 as u16;
+        }
+    }
+    types
 }
 
 impl DapoPostProcessor {
@@ -228,27 +266,13 @@ impl DapoPostProcessor {
         let mut anomaly = ScoreMap { width: w, height: h, data: up.apply(&anomaly_grid(&grids, request)) };
         smoothing::gaussian(&mut anomaly.data, w, h, cfg.smoothing_sigma);
 
-        let threshold = thresholds(cfg, request).pixel;
-        let mut type_map = vec![0u16; w * h];
-        for (i, (&v, ty)) in anomaly.data.iter().zip(type_map.iter_mut()).enumerate() {
-            if v > threshold {
-                let (x, y) = (i % w, i / w);
-                let mut best = (1usize, f32::NEG_INFINITY);
-                for (k, grid) in grids.iter().enumerate().skip(1) {
-                    let v = up.sample(grid, x, y);
-                    if v > best.1 {
-                        best = (k, v);
-                    }
-                }
-                *ty = best.0 as u16;
-            }
-        }
+        let pixel_types = pixel_types(&grids, &up, features.grid_w, features.grid_h);
         let class_maps = if cfg.keep_class_maps {
             grids.iter().map(|g| ScoreMap { width: w, height: h, data: up.apply(g) }).collect()
         } else {
             Vec::new()
         };
-        PixelMaps { anomaly, type_map, class_maps }
+        PixelMaps { anomaly, pixel_types, class_maps }
     }
 }
 
@@ -344,6 +368,21 @@ mod tests {
         let short = ReferenceEvidence::new(ScoringMode::Golden, vec![0.0; 3], 0.1, 3).unwrap();
         let bad = PostprocessRequest { reference: Some(&short), ..request };
         assert!(post.process_request(&bad, &text()).unwrap_err().to_string().contains("one value per grid cell"));
+    }
+
+    #[test]
+    fn pixel_types_are_the_argmax_of_the_sampled_class_maps_everywhere() {
+        let f = features();
+        let grids = class_grids(&f, &text(), 0.07);
+        for (w, h) in [(2, 2), (7, 5), (1, 9)] {
+            let up = Bilinear::new(f.grid_w, f.grid_h, w, h);
+            let types = pixel_types(&grids, &up, f.grid_w, f.grid_h);
+            for (i, &t) in types.iter().enumerate() {
+                let sampled: Vec<f32> = grids.iter().map(|g| up.sample(g, i % w, i / w)).collect();
+                let best = (1..grids.len()).fold(1, |b, k| if sampled[k] > sampled[b] { k } else { b });
+                assert_eq!(usize::from(t), best, "{w}x{h} pixel {i}: {sampled:?}");
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl GpuFailure {
 /// Per-image results read back from the GPU.
 pub(crate) struct GpuMaps {
     pub anomaly: ScoreMap,
-    pub type_map: Vec<u16>,
+    pub pixel_types: Vec<u16>,
     pub class_maps: Vec<ScoreMap>,
 }
 
@@ -368,7 +368,7 @@ fn unpack(words: &[u32], slot: &super::layout::Slot, classes: usize, keep_class_
     let floats = |at: usize, n: usize| words[at..at + n].iter().map(|&b| f32::from_bits(b)).collect::<Vec<f32>>();
     let anomaly = ScoreMap { width: w, height: h, data: floats(slot.readback.anomaly, pixels) };
     // Type ids are below the class count, itself below u16::MAX (checked before the batch).
-    let type_map = words[slot.readback.types..slot.readback.types + pixels].iter().map(|&t| t as u16).collect();
+    let pixel_types = words[slot.readback.types..slot.readback.types + pixels].iter().map(|&t| t as u16).collect();
     let class_maps = if keep_class_maps {
         (0..classes)
             .map(|k| ScoreMap { width: w, height: h, data: floats(slot.readback.class_maps + k * pixels, pixels) })
@@ -376,7 +376,7 @@ fn unpack(words: &[u32], slot: &super::layout::Slot, classes: usize, keep_class_
     } else {
         Vec::new()
     };
-    GpuMaps { anomaly, type_map, class_maps }
+    GpuMaps { anomaly, pixel_types, class_maps }
 }
 
 #[cfg(test)]

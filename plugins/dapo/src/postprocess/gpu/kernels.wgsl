@@ -24,7 +24,7 @@ struct Params {
     ytaps_off: u32,    // consts: per output row (y0, y1, weight of y1)
     gauss_off: u32,    // consts: Gaussian weights [2 * radius + 1]
     temperature: f32,
-    threshold: f32,
+    _pad0: u32,        // was the pixel threshold: masks are decided on the CPU now
     text_off: u32,     // consts: text matrix [classes, dim], L2-normalised rows
     norm_off: u32,     // scratch: normalised patch features, transposed [layers, dim, cells]
     ref_off: u32,      // consts: per-cell reference terms [cells], when fusion != 0
@@ -215,7 +215,8 @@ fn smooth_columns(@builtin(global_invocation_id) gid: vec3<u32>) {
     maps[p.map_off + gid.y * p.width + gid.x] = acc;
 }
 
-// Threshold to the mask and, inside it, the defect type with the largest upsampled class value (first on ties).
+// Every pixel's defect type: the largest upsampled class value (first on ties). The mask is decided on the CPU
+// (loupe_sdk::thresholding), so that a result can be re-thresholded from these types.
 @compute @workgroup_size(16, 16)
 fn classify(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = params[gid.z];
@@ -223,16 +224,13 @@ fn classify(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let i = gid.y * p.width + gid.x;
-    var best = 0u;
-    if (maps[p.map_off + i] > p.threshold) {
-        best = 1u;
-        var best_v = LOWEST;
-        for (var k = 1u; k < p.classes; k++) {
-            let v = sample(p, p.grids_off + k * p.cells, gid.x, gid.y);
-            if (v > best_v) {
-                best = k;
-                best_v = v;
-            }
+    var best = 1u;
+    var best_v = LOWEST;
+    for (var k = 1u; k < p.classes; k++) {
+        let v = sample(p, p.grids_off + k * p.cells, gid.x, gid.y);
+        if (v > best_v) {
+            best = k;
+            best_v = v;
         }
     }
     types[p.types_off + i] = best;

@@ -4,8 +4,8 @@
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::{OutputSize, PostprocessRequest, TextFeatures};
 
+use crate::postprocess::smoothing;
 use crate::postprocess::upsample::{Axis, Bilinear};
-use crate::postprocess::{smoothing, thresholds};
 
 /// Words in one `Params` record (28 x 4 = 112 bytes, a multiple of 16 as WGSL's struct layout wants).
 pub(crate) const PARAMS_WORDS: usize = 28;
@@ -33,7 +33,6 @@ pub(crate) struct Params {
     pub ytaps_off: u32,
     pub gauss_off: u32,
     pub temperature: f32,
-    pub threshold: f32,
     pub text_off: u32,
     pub norm_off: u32,
     /// consts: per-cell reference terms (`ReferenceEvidence::terms`), when `fusion` is not 0.
@@ -68,7 +67,7 @@ impl Params {
             self.ytaps_off,
             self.gauss_off,
             self.temperature.to_bits(),
-            self.threshold.to_bits(),
+            0,
             self.text_off,
             self.norm_off,
             self.ref_off,
@@ -287,7 +286,6 @@ impl BatchLayout {
                 ytaps_off: u32_of(ytaps_off),
                 gauss_off: u32_of(gauss_off),
                 temperature: config.temperature,
-                threshold: thresholds(config, request).pixel,
                 text_off: 0,
                 norm_off: u32_of(norm_off),
                 ref_off: u32_of(ref_off),
@@ -358,12 +356,11 @@ mod tests {
         assert_eq!(p1.xtaps_off, 48);
         assert_eq!(l.consts.len(), 48 + 3 * (7 + 6));
         assert_eq!(l.params_words().len(), 2 * PARAMS_WORDS);
-        assert_eq!(p0.threshold, 1.5, "half of 3 layers");
         assert_eq!(p0.fusion, 0, "text only");
     }
 
     #[test]
-    fn reference_terms_follow_the_taps_and_the_request_thresholds_win() {
+    fn reference_terms_follow_the_taps() {
         use loupe_sdk::{Fusion, FusionRule, ReferenceEvidence, ScoringMode, Thresholds};
         let text = TextFeatures::new(vec!["a".into()], 4, vec![1.0; 8]).unwrap();
         let f = features(2, 1, 4);
@@ -377,7 +374,7 @@ mod tests {
         };
         let l = BatchLayout::new(&[request], &text, &PostprocessConfig::default());
         let p = l.slots[0].params;
-        assert_eq!((p.fusion, p.text_weight, p.threshold), (2, 0.25, 0.3));
+        assert_eq!((p.fusion, p.text_weight), (2, 0.25));
         assert_eq!(p.ref_off as usize, 8 + 3 * (3 + 2), "after the text matrix and the taps");
         assert_eq!(&l.consts[p.ref_off as usize..], e.normalized().as_slice());
         assert_eq!(l.sizes.consts, l.consts.len());

@@ -16,8 +16,8 @@ mod layout;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
 
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::{ComponentInfo, Detection, PostProcessor, PostprocessRequest, Result, TextFeatures};
@@ -92,6 +92,7 @@ fn rank(info: &wgpu::AdapterInfo) -> u8 {
 impl AdapterChoice {
     /// Enumerates the adapters of the enabled backends (`WGPU_BACKEND` narrows them) and picks the best one.
     pub fn probe() -> Self {
+        quiet_device_select_layer();
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         let best = adapters
@@ -107,6 +108,60 @@ impl AdapterChoice {
             Some(a) => Self::Hardware(a),
         }
     }
+}
+
+/// The host's choice to keep every Vulkan layer as its environment configures it (see [`quiet_device_select_layer`]).
+pub const KEEP_VULKAN_LAYERS: &str = "LOUPE_KEEP_VULKAN_LAYERS";
+
+/// Keeps Mesa's device-select Vulkan layer (`VK_LAYER_MESA_device_select`, implicit, installed with
+/// `mesa-vulkan-drivers`) from writing `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` to the
+/// host's stderr at every adapter probe: the layer asks libwayland for the compositor's GPU because wgpu enables
+/// `VK_KHR_wayland_surface` whenever the driver offers it (wgpu has no option to leave it out), and libwayland
+/// prints that line when XDG_RUNTIME_DIR is unusable. Where it would print, this sets `NODEVICE_SELECT=1` (the
+/// switch in the layer's own manifest) once, before the first wgpu instance; the layer only orders adapters by the
+/// desktop's preference, and [`AdapterChoice::probe`] ranks them itself. `LOUPE_KEEP_VULKAN_LAYERS=1` or any
+/// `NODEVICE_SELECT` the host sets leaves the environment untouched (docs/gpu.md).
+fn quiet_device_select_layer() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if !device_select_would_print(|name| std::env::var_os(name)) {
+            return;
+        }
+        // SAFETY: `set_var` is unsafe because a thread reading or writing the environment without Rust's lock
+        // (C code calling getenv/setenv) at the same moment could see a half-updated `environ`. This runs once per
+        // process, before Loupe's first wgpu instance (every probe waits on `ONCE`), so no Vulkan loader or layer
+        // started by Loupe is reading it, and Rust code reads through std's lock. What remains is a host thread
+        // calling getenv/setenv in C during its first engine creation; docs/gpu.md tells such hosts to set
+        // NODEVICE_SELECT (or LOUPE_KEEP_VULKAN_LAYERS=1) themselves. Accepted: the alternative is an `error:` line
+        // on the stderr of every headless inspection service.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+        log::debug!("NODEVICE_SELECT=1: Mesa's device-select layer would print an XDG_RUNTIME_DIR error (no desktop)");
+    });
+}
+
+/// Whether the device-select layer would print its XDG_RUNTIME_DIR error and the host has not decided about the
+/// layer itself; `var` reads the environment.
+fn device_select_would_print(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    // Mesa's layers exist on Linux and the BSDs only; elsewhere the variable would be noise.
+    if !cfg!(all(unix, not(target_vendor = "apple"), not(target_os = "android"))) {
+        return false;
+    }
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    // The host chose: opted out, set the layer's switch either way, or configures the layer (device choice).
+    if var(KEEP_VULKAN_LAYERS).is_some_and(|v| v == "1")
+        || var("NODEVICE_SELECT").is_some()
+        || set("MESA_VK_DEVICE_SELECT")
+        || set("MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE")
+    {
+        return false;
+    }
+    // libwayland's rule (wl_display_connect): an inherited socket or an absolute WAYLAND_DISPLAY needs no runtime
+    // directory; otherwise it prints unless XDG_RUNTIME_DIR is an absolute path.
+    let absolute = |name: &str| var(name).is_some_and(|v| v.as_encoded_bytes().first() == Some(&b'/'));
+    if set("WAYLAND_SOCKET") || absolute("WAYLAND_DISPLAY") {
+        return false;
+    }
+    !absolute("XDG_RUNTIME_DIR")
 }
 
 /// The GPU state behind the lock: the context while it works, `None` once it failed.
@@ -209,7 +264,8 @@ impl GpuPostProcessor {
             match self.gpu_maps(items, text) {
                 Some(maps) => {
                     for (r, m) in items.iter().zip(maps) {
-                        let maps = PixelMaps { anomaly: m.anomaly, type_map: m.type_map, class_maps: m.class_maps };
+                        let maps =
+                            PixelMaps { anomaly: m.anomaly, pixel_types: m.pixel_types, class_maps: m.class_maps };
                         out.push(assemble(&self.config, r, text, maps));
                     }
                 }
@@ -316,5 +372,32 @@ impl PostProcessor for GpuPostProcessor {
 
     fn process_requests(&self, batch: &[PostprocessRequest<'_>], text: &TextFeatures) -> Result<Vec<Detection>> {
         GpuPostProcessor::process_requests(self, batch, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn would_print(vars: &[(&str, &str)]) -> bool {
+        device_select_would_print(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).into()))
+    }
+
+    #[cfg(all(unix, not(target_vendor = "apple"), not(target_os = "android")))]
+    #[test]
+    fn the_layer_is_quieted_only_where_libwayland_would_print_and_the_host_left_it_alone() {
+        assert!(would_print(&[]), "no XDG_RUNTIME_DIR: libwayland prints");
+        assert!(would_print(&[("XDG_RUNTIME_DIR", "")]));
+        assert!(would_print(&[("XDG_RUNTIME_DIR", "run/user/1000")]), "relative: libwayland calls it invalid");
+        assert!(would_print(&[("WAYLAND_DISPLAY", "wayland-0")]), "a relative display still needs the directory");
+        assert!(would_print(&[(KEEP_VULKAN_LAYERS, "0")]));
+        assert!(!would_print(&[("XDG_RUNTIME_DIR", "/run/user/1000")]), "a desktop session keeps the layer");
+        assert!(!would_print(&[("WAYLAND_DISPLAY", "/run/wayland-0")]));
+        assert!(!would_print(&[("WAYLAND_SOCKET", "3")]));
+        assert!(!would_print(&[(KEEP_VULKAN_LAYERS, "1")]), "the opt-out");
+        assert!(!would_print(&[("NODEVICE_SELECT", "0")]), "the host set the layer's switch itself");
+        assert!(!would_print(&[("NODEVICE_SELECT", "1")]));
+        assert!(!would_print(&[("MESA_VK_DEVICE_SELECT", "1002:73bf")]), "the host picks a device through the layer");
+        assert!(!would_print(&[("MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE", "1")]));
     }
 }

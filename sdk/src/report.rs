@@ -1,9 +1,13 @@
-//! The per-image result JSON written by `loupe inspect`.
+//! The per-image result JSON: what `loupe inspect` writes per image and `loupe_result_to_json` returns through the
+//! C ABI, one format for both.
 
 use std::collections::BTreeMap;
 
-use loupe_sdk::{ComponentInfo, Detection, Evidence, Region, Thresholds};
 use serde::Serialize;
+
+use crate::detection::{Detection, Evidence, Region, Thresholds};
+use crate::thresholding::SegmentRule;
+use crate::traits::ComponentInfo;
 
 /// One image's result file.
 #[derive(Serialize)]
@@ -26,6 +30,10 @@ pub struct ImageReport<'a> {
     pub class_probabilities: BTreeMap<&'a str, f32>,
     /// Thresholds used.
     pub thresholds: Thresholds,
+    /// Smallest region kept, in pixels.
+    pub min_region_area: u32,
+    /// Which images got a mask and regions (`anomalous`: only those labelled anomalous; `all`).
+    pub segment: SegmentRule,
     /// What the result rests on: text only, golden samples or mutual scoring, each evidence's image score.
     pub evidence: &'a Evidence,
     /// The anomaly map's value range (the heatmap's colour scale).
@@ -65,6 +73,8 @@ impl<'a> ImageReport<'a> {
                 .zip(d.class_probabilities.iter().copied())
                 .collect(),
             thresholds: d.thresholds,
+            min_region_area: d.min_region_area,
+            segment: d.segment,
             evidence: &d.evidence,
             map_range: [0.0, map_range],
             mask_pixels: d.mask.iter().filter(|&&m| m != 0).count(),
