@@ -172,6 +172,13 @@ pub enum PostprocessBackend {
     Auto,
 }
 
+impl PostprocessConfig {
+    /// The pixel threshold for maps summed over `layers` layers: the configured one, else half the map's range.
+    pub fn pixel_threshold_for(&self, layers: usize) -> f32 {
+        self.pixel_threshold.unwrap_or(0.5 * layers as f32)
+    }
+}
+
 impl Default for PostprocessConfig {
     fn default() -> Self {
         Self {
@@ -356,9 +363,9 @@ impl LoupeConfig {
         }
     }
 
-    /// The pixel threshold for maps summed over `layers` layers.
+    /// The pixel threshold for maps summed over `layers` layers ([`PostprocessConfig::pixel_threshold_for`]).
     pub fn pixel_threshold(&self, layers: usize) -> f32 {
-        self.postprocess.pixel_threshold.unwrap_or(0.5 * layers as f32)
+        self.postprocess.pixel_threshold_for(layers)
     }
 }
 

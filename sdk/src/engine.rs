@@ -129,7 +129,7 @@ impl Engine {
             decision: Decision {
                 thresholds: Thresholds {
                     image: config.postprocess.image_threshold,
-                    pixel: config.postprocess.pixel_threshold.unwrap_or(0.5 * layers as f32),
+                    pixel: config.pixel_threshold(layers),
                 },
                 min_region_area: config.postprocess.min_region_area,
                 segment: config.postprocess.segment,

@@ -63,6 +63,33 @@ fn dapo_shared_library_gives_the_in_process_output_exactly() {
 }
 
 #[test]
+fn formats_plugin_abi_1_lacks_reach_a_plugin_backbone_as_rgb8() {
+    use loupe_sdk::{ImageView, PixelFormat};
+    let cfg = fixture_config();
+    let mut registry = Registry::new();
+    registry.load_plugin(&dapo_plugin()).unwrap();
+    let plugin = registry.build_engine(&cfg).unwrap();
+    let in_process = loupe_dapo::build_engine(&cfg).unwrap();
+    for image in images().iter().take(2) {
+        let rgb = image.view().to_rgb();
+        let (w, h) = rgb.dimensions();
+        let bgra: Vec<u8> = rgb.pixels().flat_map(|p| [p.0[2], p.0[1], p.0[0], 255]).collect();
+        let view = ImageView::packed(&bgra, w, h, PixelFormat::Bgra8).unwrap();
+        let expected =
+            in_process.inspect_one(&ImageView::packed(rgb.as_raw(), w, h, PixelFormat::Rgb8).unwrap()).unwrap();
+        let got = plugin.inspect_one(&view).unwrap();
+        assert_eq!((got.score, got.anomaly_map), (expected.score, expected.anomaly_map), "BGRA8");
+        let gray = image::DynamicImage::ImageRgb8(rgb).to_luma8();
+        let words: Vec<u8> = gray.as_raw().iter().flat_map(|&g| (u16::from(g) << 4).to_ne_bytes()).collect();
+        let view = ImageView::packed(&words, w, h, PixelFormat::Gray16 { bits: 12 }).unwrap();
+        let expected =
+            in_process.inspect_one(&ImageView::packed(gray.as_raw(), w, h, PixelFormat::Gray8).unwrap()).unwrap();
+        let got = plugin.inspect_one(&view).unwrap();
+        assert_eq!((got.score, got.anomaly_map), (expected.score, expected.anomaly_map), "GRAY12");
+    }
+}
+
+#[test]
 fn a_loaded_plugin_replaces_builtins_but_not_another_plugin() {
     let mut cfg = fixture_config();
     cfg.plugins.paths = vec![dapo_plugin()];

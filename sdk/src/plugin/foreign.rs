@@ -156,27 +156,22 @@ impl Backbone for ForeignBackbone {
         let (n, d, cells) = (images.len(), g.feature_dim, g.grid[0] * g.grid[1]);
         let per = g.layers * cells * d;
         // Formats plugin ABI 1 does not know reach the plugin as packed RGB8 copies, kept alive for the call.
-        let converted: Vec<Option<image::RgbImage>> =
-            images.iter().map(|v| format_code(v.format()).is_none().then(|| v.to_rgb())).collect();
+        let converted: Vec<(Option<image::RgbImage>, u32)> = images
+            .iter()
+            .map(|v| match format_code(v.format()) {
+                Some(code) => (None, code),
+                None => (Some(v.to_rgb()), LOUPE_PLUGIN_FORMAT_RGB8),
+            })
+            .collect();
         let raw: Vec<LoupePluginImage> = images
             .iter()
             .zip(&converted)
-            .map(|(v, rgb)| match rgb {
-                Some(rgb) => LoupePluginImage {
-                    data: rgb.as_raw().as_ptr(),
-                    width: v.width(),
-                    height: v.height(),
-                    stride: 3 * v.width() as usize,
-                    format: LOUPE_PLUGIN_FORMAT_RGB8,
-                },
-                None => LoupePluginImage {
-                    data: v.row(0).as_ptr(),
-                    width: v.width(),
-                    height: v.height(),
-                    stride: v.stride(),
-                    // `converted` is `None` only where the ABI has a code.
-                    format: format_code(v.format()).unwrap_or(LOUPE_PLUGIN_FORMAT_RGB8),
-                },
+            .map(|(v, (rgb, format))| LoupePluginImage {
+                data: rgb.as_ref().map_or(v.row(0).as_ptr(), |r| r.as_raw().as_ptr()),
+                width: v.width(),
+                height: v.height(),
+                stride: rgb.as_ref().map_or(v.stride(), |_| 3 * v.width() as usize),
+                format: *format,
             })
             .collect();
         let (mut global, mut patches) = (vec![0.0f32; n * d], vec![0.0f32; n * per]);

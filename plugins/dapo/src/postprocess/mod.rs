@@ -131,16 +131,12 @@ pub(crate) fn check_inputs(features: &ImageFeatures, text: &TextFeatures, output
     Ok(())
 }
 
-/// The pixel threshold for these features: the configured one, else half the map's range.
-pub(crate) fn pixel_threshold(config: &PostprocessConfig, features: &ImageFeatures) -> f32 {
-    config.pixel_threshold.unwrap_or(0.5 * features.layers as f32)
-}
-
 /// The thresholds of a request: its own, else the configured ones.
 pub(crate) fn thresholds(config: &PostprocessConfig, request: &PostprocessRequest<'_>) -> Thresholds {
-    request
-        .thresholds
-        .unwrap_or(Thresholds { image: config.image_threshold, pixel: pixel_threshold(config, request.features) })
+    request.thresholds.unwrap_or(Thresholds {
+        image: config.image_threshold,
+        pixel: config.pixel_threshold_for(request.features.layers),
+    })
 }
 
 /// The anomaly grid: per cell the sum of the defect classes' grids, fused with the reference evidence if any.
