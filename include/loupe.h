@@ -303,6 +303,12 @@ typedef enum LoupeStatus {
    * status is in the status array, the others have results; the message names the failed images and why.
    */
   LOUPE_STATUS_BATCH_PARTIAL = 19,
+  /**
+   * An input is over a configured resource limit (image pixels or bytes, batch, vocabulary, model input,
+   * file size); nothing was done. The message names the limit, the value found and how to raise it
+   * (`[limits]` in the configuration).
+   */
+  LOUPE_STATUS_LIMIT = 20,
 } LoupeStatus;
 
 /**

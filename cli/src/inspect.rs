@@ -183,7 +183,7 @@ fn inspect_one(
     out: &Path,
     used: &mut HashSet<String>,
 ) -> Result<Detection, LoupeError> {
-    let image = OwnedImage::open(path)?;
+    let image = OwnedImage::open_with_limits(path, session.engine().limits())?;
     let d = session.inspect(&image.view())?;
     let engine: &Engine = session.engine();
     let stem = unique_stem(path, used);

@@ -331,8 +331,12 @@ pub unsafe extern "C" fn loupe_session_inspect_batch_ex(
         let mut failures: Vec<(usize, FfiError)> = Vec::new();
         let mut valid: Vec<(usize, ImageView<'_>)> = Vec::with_capacity(count);
         for (i, image) in images.iter().enumerate() {
+            // Limits are checked here too, so an oversized view fails alone instead of failing the batch.
             // SAFETY: the pixels are readable for the whole call by the contract; the views do not outlive it.
-            match unsafe { image.borrow(&format!("images[{i}]")) } {
+            let view = unsafe { image.borrow(&format!("images[{i}]")) }.and_then(|view| {
+                session.engine().limits().check_view("the view", &view).map(|()| view).map_err(FfiError::from)
+            });
+            match view {
                 Ok(view) => valid.push((i, view)),
                 Err(e) => failures.push((i, e)),
             }

@@ -52,10 +52,14 @@ pub enum LoupeStatus {
     /// Images of a batch failed (`loupe_session_inspect_batch_ex`), not all for the same reason: each image's own
     /// status is in the status array, the others have results; the message names the failed images and why.
     BatchPartial = 19,
+    /// An input is over a configured resource limit (image pixels or bytes, batch, vocabulary, model input,
+    /// file size); nothing was done. The message names the limit, the value found and how to raise it
+    /// (`[limits]` in the configuration).
+    Limit = 20,
 }
 
 /// Every status, in numeric order (for `loupe_status_name`).
-const ALL_STATUSES: [LoupeStatus; 20] = [
+const ALL_STATUSES: [LoupeStatus; 21] = [
     LoupeStatus::Ok,
     LoupeStatus::NullArgument,
     LoupeStatus::InvalidHandle,
@@ -76,6 +80,7 @@ const ALL_STATUSES: [LoupeStatus; 20] = [
     LoupeStatus::Error,
     LoupeStatus::Profile,
     LoupeStatus::BatchPartial,
+    LoupeStatus::Limit,
 ];
 
 impl LoupeStatus {
@@ -102,6 +107,7 @@ impl LoupeStatus {
             Self::Error => c"LOUPE_STATUS_ERROR",
             Self::Profile => c"LOUPE_STATUS_PROFILE",
             Self::BatchPartial => c"LOUPE_STATUS_BATCH_PARTIAL",
+            Self::Limit => c"LOUPE_STATUS_LIMIT",
         }
     }
 }
@@ -155,6 +161,7 @@ pub(crate) fn status_of(err: &LoupeError) -> LoupeStatus {
         LoupeError::Component { .. } => LoupeStatus::Component,
         LoupeError::Plugin { .. } => LoupeStatus::Plugin,
         LoupeError::Profile { .. } => LoupeStatus::Profile,
+        LoupeError::Limit { .. } => LoupeStatus::Limit,
         _ => LoupeStatus::Error,
     }
 }
@@ -173,7 +180,8 @@ mod tests {
         }
         assert_eq!(LoupeStatus::Profile as i32, 18, "numbers are stable: new codes are appended");
         assert_eq!(LoupeStatus::BatchPartial as i32, 19);
-        assert_eq!(ALL_STATUSES.last(), Some(&LoupeStatus::BatchPartial));
+        assert_eq!(LoupeStatus::Limit as i32, 20);
+        assert_eq!(ALL_STATUSES.last(), Some(&LoupeStatus::Limit));
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(loupe_status_name(99)) };
         assert_eq!(unknown, c"LOUPE_STATUS_UNKNOWN");

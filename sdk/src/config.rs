@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LoupeError, Result};
 use crate::fusion::{Fusion, FusionRule};
+use crate::limits::Limits;
 use crate::thresholding::SegmentRule;
 
 /// The whole configuration.
@@ -36,6 +37,9 @@ pub struct LoupeConfig {
     pub profile: Option<PathBuf>,
     /// Reference-based scoring: fusion with the text evidence, mutual scoring (`docs/reference.md`).
     pub reference: ReferenceConfig,
+    /// Resource limits checked before work starts: image, batch, vocabulary, model and file sizes
+    /// (`docs/reliability.md`).
+    pub limits: Limits,
 }
 
 /// Reference-based scoring. Golden samples come from the active profile; with none, mutual scoring (when on)
@@ -445,6 +449,7 @@ mod tests {
             ("LOUPE_PLUGIN_PATH", "/not/a/config/field"),
             ("LOUPE_PROFILE", "/profiles/customer-a.safetensors"),
             ("LOUPE_REFERENCE__MUTUAL", "true"),
+            ("LOUPE_LIMITS__MAX_IMAGE_PIXELS", "200000000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -456,6 +461,7 @@ mod tests {
         assert_eq!(cfg.model.dir, Some(dir.path().join("models/b16")));
         assert_eq!(cfg.profile, Some(PathBuf::from("/profiles/customer-a.safetensors")));
         assert!(cfg.reference.mutual);
+        assert_eq!(cfg.limits.max_image_pixels, 200_000_000, "the variable a limit refusal names works");
     }
 
     #[test]

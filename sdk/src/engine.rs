@@ -16,6 +16,7 @@ use crate::error::{LoupeError, Result};
 use crate::features::{ImageFeatures, TextFeatures};
 use crate::fusion::{Fusion, ReferenceEvidence, ScoringMode};
 use crate::image_input::ImageView;
+use crate::limits::Limits;
 use crate::profile::Profile;
 use crate::reference::{MutualSettings, golden, mutual_batch};
 use crate::thresholding::{Decision, InspectOptions};
@@ -79,6 +80,8 @@ pub struct Engine {
     /// The post-processing configuration's decision for text-only results (`postprocess.image_threshold`,
     /// `pixel_threshold`, `min_region_area`, `segment`).
     decision: Decision,
+    /// Checked on every call before any work.
+    limits: Limits,
 }
 
 impl Engine {
@@ -115,6 +118,7 @@ impl Engine {
         if words.is_empty() {
             return Err(LoupeError::Vocabulary("no defect words: the bank has none and none were configured".into()));
         }
+        config.limits.check_vocabulary(&words)?;
         let text = text_matrix(&*bank, &words, dim)?;
         let layers = backbone.geometry().layers;
         let mut engine = Self {
@@ -134,6 +138,7 @@ impl Engine {
                 min_region_area: config.postprocess.min_region_area,
                 segment: config.postprocess.segment,
             },
+            limits: config.limits.clone(),
         };
         if let Some(path) = &config.profile {
             engine.profile = Some(engine.load_profile(path)?);
@@ -151,6 +156,7 @@ impl Engine {
             post: self.post.clone(),
             reference: self.reference.clone(),
             profile: self.profile.clone(),
+            limits: self.limits.clone(),
             ..*self
         })
     }
@@ -158,6 +164,7 @@ impl Engine {
     /// The text matrix of `words` (cleaned: trimmed, no duplicates, not `normal`).
     pub fn bind_vocabulary(&self, words: &[String]) -> Result<TextFeatures> {
         let words = clean_vocabulary(words)?;
+        self.limits.check_vocabulary(&words)?;
         if words.is_empty() {
             return Err(LoupeError::Vocabulary("an empty vocabulary".into()));
         }
@@ -202,7 +209,7 @@ impl Engine {
 
     /// Loads a profile file and binds it ([`Engine::bind_profile`]); errors name the file.
     pub fn load_profile(&self, path: &Path) -> Result<Arc<BoundProfile>> {
-        let profile = Profile::load(path)?;
+        let profile = Profile::load_with_limits(path, &self.limits)?;
         self.bind_profile(profile).map_err(|e| match e {
             LoupeError::Profile { reason, .. } => LoupeError::profile(path, reason),
             other => other,
@@ -212,6 +219,12 @@ impl Engine {
     /// The default profile (`profile` of the configuration), if any.
     pub fn default_profile(&self) -> Option<&Arc<BoundProfile>> {
         self.profile.as_ref()
+    }
+
+    /// The resource limits every call is checked against (`limits` of the configuration); decode images within
+    /// them too ([`crate::OwnedImage::open_with_limits`]).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The reference-scoring settings.
@@ -256,6 +269,7 @@ impl Engine {
         options: &InspectOptions,
     ) -> Result<Vec<Detection>> {
         options.validate()?;
+        self.limits.check_images(images)?;
         let outputs: Vec<OutputSize> = images.iter().map(|i| self.output_size(i)).collect();
         if mutual_scores(mutual, profile) {
             // Every image of the call is every other image's reference: all features first.
@@ -293,14 +307,26 @@ impl Engine {
 
     /// Runs the backbone over `images` in batches of `engine.batch_size`; one checked feature set per image.
     pub fn encode(&self, images: &[ImageView<'_>]) -> Result<Vec<ImageFeatures>> {
+        self.limits.check_images(images)?;
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.batch_size) {
             let features = self.backbone.encode(chunk)?;
             if features.len() != chunk.len() {
                 return Err(LoupeError::mismatch("backbone results per batch", chunk.len(), features.len()));
             }
+            let g = self.backbone.geometry();
             for f in &features {
                 f.validate()?;
+                // A shape other than the declared one would be misread downstream, not refused.
+                let declared = (g.layers, g.grid[0], g.grid[1], g.feature_dim);
+                let found = (f.layers, f.grid_h, f.grid_w, f.dim);
+                if found != declared {
+                    return Err(LoupeError::mismatch(
+                        format!("backbone `{}`: features (layers, grid h, grid w, dim)", self.backbone.info().name),
+                        format!("{declared:?} as its geometry declares"),
+                        format!("{found:?}"),
+                    ));
+                }
             }
             out.extend(features);
         }

@@ -110,6 +110,23 @@ pub enum LoupeError {
         reason: String,
     },
 
+    /// An input is over one of the configured resource limits ([`crate::limits::Limits`]); nothing was done.
+    #[error(
+        "{what}: found {value}, over the limit `limits.{limit}` = {max} (raise it in the configuration's \
+         [limits] section, or with the environment variable {})",
+        crate::limits::env_name(limit)
+    )]
+    Limit {
+        /// The input measured (file, image, batch, vocabulary).
+        what: String,
+        /// The limit's field name in `[limits]`.
+        limit: &'static str,
+        /// The value found.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+
     /// A component (plugin) failed or panicked.
     #[error("component {component}: {message}")]
     Component {

@@ -25,8 +25,10 @@ impl ImageFeatures {
         if self.global.len() != self.dim {
             return Err(LoupeError::mismatch("global feature length", self.dim, self.global.len()));
         }
-        let n = self.layers * self.grid_h * self.grid_w * self.dim;
-        if self.patches.len() != n {
+        // Checked: the shape comes from a component and must not overflow into a false match (or a panic).
+        let n = [self.grid_h, self.grid_w, self.dim].iter().try_fold(self.layers, |n, &d| n.checked_mul(d));
+        if n != Some(self.patches.len()) {
+            let n = n.map_or_else(|| "more than fits in memory".to_string(), |n| n.to_string());
             return Err(LoupeError::mismatch(
                 format!(
                     "patch features of {} layers x {}x{} grid x dim {}",

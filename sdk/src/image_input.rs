@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::{LoupeError, Result};
+use crate::limits::Limits;
 
 /// Pixel layout of an image view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +90,10 @@ impl<'a> ImageView<'a> {
         if stride < row {
             return Err(LoupeError::mismatch("image stride (bytes per row)", format!(">= {row}"), stride));
         }
-        let needed = stride * (height as usize - 1) + row;
+        let needed = stride.checked_mul(height as usize - 1).and_then(|n| n.checked_add(row));
+        let needed = needed.ok_or_else(|| {
+            LoupeError::mismatch("image stride x height", "a size that fits in memory", format!("{stride} x {height}"))
+        })?;
         if data.len() < needed {
             return Err(LoupeError::mismatch("image buffer length", format!(">= {needed} bytes"), data.len()));
         }
@@ -166,25 +170,70 @@ impl OwnedImage {
         }
     }
 
-    /// Decodes an image file. 8-bit gray, gray+alpha, RGB and RGBA are kept as they are; 16-bit and float images are
-    /// reduced to 8 bits. A corrupt or unsupported file gives [`LoupeError::Image`] naming the file.
+    /// Decodes an image file within the default [`Limits`]. 8-bit gray, gray+alpha, RGB and RGBA are kept as they
+    /// are; 16-bit and float images are reduced to 8 bits. A corrupt or unsupported file gives
+    /// [`LoupeError::Image`] naming the file.
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
-        Self::decode(&bytes).map_err(|reason| LoupeError::Image { path: path.to_path_buf(), reason })
+        Self::open_with_limits(path, &Limits::default())
     }
 
-    /// Decodes encoded bytes (PNG, JPEG, BMP, TIFF); the error is a human-readable reason.
+    /// As [`OwnedImage::open`], within `limits`: a file over `max_image_bytes`, or whose header declares more
+    /// than `max_image_pixels`, is refused before it is read or decoded.
+    pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
+        limits.check_file(path, "max_image_bytes", limits.max_image_bytes)?;
+        let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+        Self::decode_named(&bytes, path, limits)
+    }
+
+    /// Decodes encoded bytes (PNG, JPEG, BMP, TIFF) within the default [`Limits`]; the error is a human-readable
+    /// reason.
     pub fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| format!("cannot read: {e}"))?;
-        if reader.format().is_none() {
-            return Err("unknown image format (supported: PNG, JPEG, BMP, TIFF)".into());
+        Self::decode_with_limits(bytes, &Limits::default()).map_err(|e| match e {
+            LoupeError::Image { reason, .. } => reason,
+            other => other.to_string(),
+        })
+    }
+
+    /// Decodes encoded bytes within `limits`; errors name the image `<memory>`.
+    pub fn decode_with_limits(bytes: &[u8], limits: &Limits) -> Result<Self> {
+        Self::decode_named(bytes, Path::new("<memory>"), limits)
+    }
+
+    fn decode_named(bytes: &[u8], name: &Path, limits: &Limits) -> Result<Self> {
+        let bad = |reason: String| LoupeError::Image { path: name.to_path_buf(), reason };
+        Limits::check(
+            format!("image {} (bytes)", name.display()),
+            "max_image_bytes",
+            bytes.len() as u64,
+            limits.max_image_bytes,
+        )?;
+        let reader = || {
+            image::ImageReader::new(std::io::Cursor::new(bytes))
+                .with_guessed_format()
+                .map_err(|e| bad(format!("cannot read: {e}")))
+        };
+        if reader()?.format().is_none() {
+            return Err(bad("unknown image format (supported: PNG, JPEG, BMP, TIFF)".into()));
         }
-        let img = reader.decode().map_err(|e| format!("cannot decode: {e}"))?;
-        let (width, height) = (img.width(), img.height());
+        // The header's size is checked before any pixel buffer exists, so a small file declaring a huge image
+        // (a decompression bomb) costs nothing.
+        let (width, height) = reader()?.into_dimensions().map_err(|e| bad(format!("cannot decode: {e}")))?;
         if width == 0 || height == 0 {
-            return Err(format!("empty image ({width}x{height})"));
+            return Err(bad(format!("empty image ({width}x{height})")));
+        }
+        limits.check_image_size(&format!("image {}", name.display()), width, height)?;
+        let mut decoder_limits = image::Limits::default();
+        // The decoder's own buffer: at most 16 bytes per pixel (four 32-bit float channels).
+        decoder_limits.max_alloc = Some(limits.max_image_pixels.saturating_mul(16));
+        let mut reader = reader()?;
+        reader.limits(decoder_limits);
+        let img = reader.decode().map_err(|e| bad(format!("cannot decode: {e}")))?;
+        if (img.width(), img.height()) != (width, height) {
+            return Err(bad(format!(
+                "decoded size {}x{} differs from the header's {width}x{height}",
+                img.width(),
+                img.height()
+            )));
         }
         use image::DynamicImage as D;
         let (data, format) = match img {
@@ -273,5 +322,52 @@ mod tests {
         assert!(err.contains("decode") || err.contains("read"), "{err}");
         let err = OwnedImage::decode(b"hello").unwrap_err();
         assert!(err.contains("unknown image format"), "{err}");
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let img = image::GrayImage::from_fn(width, height, |x, y| image::Luma([(x * 7 + y * 3) as u8]));
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        out
+    }
+
+    /// CRC-32 (PNG's chunk checksum), bit by bit: the test must forge a valid header.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn images_over_the_limits_are_refused_before_decoding() {
+        let small = png(16, 16);
+        let limits = Limits { max_image_pixels: 255, ..Limits::default() };
+        let err = OwnedImage::decode_with_limits(&small, &limits).unwrap_err();
+        assert!(matches!(err, LoupeError::Limit { limit: "max_image_pixels", value: 256, max: 255, .. }), "{err}");
+        assert_eq!(OwnedImage::decode_with_limits(&small, &Limits::default()).unwrap().data.len(), 256);
+        let limits = Limits { max_image_bytes: small.len() as u64 - 1, ..Limits::default() };
+        let err = OwnedImage::decode_with_limits(&small, &limits).unwrap_err().to_string();
+        assert!(err.contains("max_image_bytes"), "{err}");
+
+        // A 16x16 file whose header claims 100000 x 100000 (a decompression bomb): refused by its header alone.
+        let mut bomb = small.clone();
+        bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = OwnedImage::decode(&bomb).unwrap_err();
+        assert!(err.contains("100000 x 100000") && err.contains("max_image_pixels"), "{err}");
+    }
+
+    #[test]
+    fn a_stride_that_overflows_is_an_error() {
+        let data = [0u8; 16];
+        let err = ImageView::new(&data, 2, 3, usize::MAX / 2, PixelFormat::Gray8).unwrap_err().to_string();
+        assert!(err.contains("stride x height"), "{err}");
     }
 }

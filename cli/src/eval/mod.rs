@@ -295,7 +295,8 @@ fn evaluate_one(
     gallery: &mut Gallery,
 ) -> Result<(), (&'static str, String)> {
     let t0 = Instant::now();
-    let image = OwnedImage::open(&sample.path).map_err(|e| ("read image", e.to_string()))?;
+    let image =
+        OwnedImage::open_with_limits(&sample.path, job.engine.limits()).map_err(|e| ("read image", e.to_string()))?;
     let mask = match (&sample.mask, sample.pixel_truth) {
         (Some(path), _) => Some(read_mask(path, image.width, image.height).map_err(|e| ("read mask", e.to_string()))?),
         (None, true) => Some(vec![false; image.width as usize * image.height as usize]),

@@ -24,18 +24,18 @@ fn name(c: &CStr) -> &str {
 /// The model of `model.dir`, or the embedded default model when it is not configured (feature `default-model`).
 pub fn configured_model(cfg: &LoupeConfig) -> Result<ModelDir> {
     match &cfg.model.dir {
-        Some(dir) => ModelDir::open(dir),
-        None => default_model(),
+        Some(dir) => ModelDir::open_with_limits(dir, &cfg.limits),
+        None => default_model(cfg),
     }
 }
 
 #[cfg(feature = "default-model")]
-fn default_model() -> Result<ModelDir> {
-    ModelDir::embedded()
+fn default_model(cfg: &LoupeConfig) -> Result<ModelDir> {
+    ModelDir::from_source_with_limits(crate::model_dir::ModelSource::embedded(), &cfg.limits)
 }
 
 #[cfg(not(feature = "default-model"))]
-fn default_model() -> Result<ModelDir> {
+fn default_model(_cfg: &LoupeConfig) -> Result<ModelDir> {
     Err(LoupeError::Config {
         file: None,
         field: "model.dir".into(),

@@ -4,8 +4,17 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use loupe_sdk::{InputGeometry, LoupeError, Result};
+use loupe_sdk::{InputGeometry, Limits, LoupeError, Result};
 use serde::Deserialize;
+
+/// Most blocks a tower may declare.
+const MAX_LAYERS: usize = 1024;
+/// Largest residual width, head count or joint dimension a model may declare.
+const MAX_WIDTH: usize = 65536;
+/// Most text tokens (or deep visual prompt tokens) a model may declare.
+const MAX_CONTEXT: usize = 4096;
+/// Largest token vocabulary a model may declare.
+const MAX_VOCAB: usize = 16 << 20;
 
 /// File name of the metadata inside a model directory.
 pub const METADATA_FILE: &str = "loupe-model.json";
@@ -178,11 +187,13 @@ impl ModelSource {
 
     /// The bytes of file `name`; an error naming the file if it cannot be read or does not exist.
     pub fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        self.read_within(name, &Limits::default())
+    }
+
+    /// As [`ModelSource::read`], refusing a file on disk over `limits.max_file_bytes` before reading it.
+    pub fn read_within(&self, name: &str, limits: &Limits) -> Result<Cow<'_, [u8]>> {
         match self {
-            Self::Dir(root) => {
-                let path = root.join(name);
-                std::fs::read(&path).map(Cow::Owned).map_err(|e| LoupeError::io(&path, e))
-            }
+            Self::Dir(root) => limits.read_file(&root.join(name)).map(Cow::Owned),
             Self::Memory { files, .. } => files
                 .iter()
                 .find(|f| f.name == name)
@@ -199,18 +210,27 @@ pub struct ModelDir {
     pub source: ModelSource,
     /// Its metadata.
     pub meta: ModelMetadata,
+    /// What it was checked against, and what its files are read within.
+    limits: Limits,
 }
 
 impl ModelDir {
-    /// Reads and checks `loupe-model.json` of the directory `root`; every file it names must exist.
+    /// Reads and checks `loupe-model.json` of the directory `root` within the default [`Limits`]; every file it
+    /// names must exist.
     pub fn open(root: &Path) -> Result<Self> {
+        Self::open_with_limits(root, &Limits::default())
+    }
+
+    /// As [`ModelDir::open`], within `limits`: the input size and grid the metadata declares, and the size of
+    /// every file read.
+    pub fn open_with_limits(root: &Path, limits: &Limits) -> Result<Self> {
         if !root.is_dir() {
             return Err(LoupeError::model(
                 root,
                 "not a directory (expected a Loupe model directory with loupe-model.json)",
             ));
         }
-        Self::from_source(ModelSource::Dir(root.to_path_buf()))
+        Self::from_source_with_limits(ModelSource::Dir(root.to_path_buf()), limits)
     }
 
     /// The embedded default model (feature `default-model`).
@@ -219,15 +239,23 @@ impl ModelDir {
         Self::from_source(ModelSource::embedded())
     }
 
-    /// Reads and checks `loupe-model.json` of `source`; every file it names must exist.
+    /// Reads and checks `loupe-model.json` of `source` within the default [`Limits`]; every file it names must
+    /// exist.
     pub fn from_source(source: ModelSource) -> Result<Self> {
+        Self::from_source_with_limits(source, &Limits::default())
+    }
+
+    /// As [`ModelDir::from_source`], within `limits`. The declared sizes are checked before any model runtime
+    /// sees them: a model runtime given a 100000 x 100000 input spends seconds before it fails.
+    pub fn from_source_with_limits(source: ModelSource, limits: &Limits) -> Result<Self> {
         let path = source.label(METADATA_FILE);
-        let bytes = source.read(METADATA_FILE)?;
+        let bytes = source.read_within(METADATA_FILE, limits)?;
         let meta: ModelMetadata =
             serde_json::from_slice(&bytes).map_err(|e| LoupeError::model(&path, format!("malformed metadata: {e}")))?;
         drop(bytes);
-        let model = Self { source, meta };
+        let model = Self { source, meta, limits: limits.clone() };
         model.check().map_err(|reason| LoupeError::model(&path, reason))?;
+        model.check_limits(&path)?;
         let files = &model.meta.files;
         for name in [&files.image_encoder, &files.text_encoder, &files.token_embedding] {
             if !model.source.contains(name) {
@@ -239,7 +267,22 @@ impl ModelDir {
 
     /// The bytes of file `name` of the model (one of those `loupe-model.json` names).
     pub fn read(&self, name: &str) -> Result<Cow<'_, [u8]>> {
-        self.source.read(name)
+        self.source.read_within(name, &self.limits)
+    }
+
+    /// The limits the model was opened with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The declared input size and grid against `limits.max_model_input` and `limits.max_grid_cells`.
+    fn check_limits(&self, path: &Path) -> Result<()> {
+        let i = &self.meta.image;
+        let what = |field: &str| format!("model {}: `{field}`", path.display());
+        let side = u64::from(i.input_size[0].max(i.input_size[1]));
+        Limits::check(what("image.input_size"), "max_model_input", side, u64::from(self.limits.max_model_input))?;
+        let cells = (i.grid[0] as u64).saturating_mul(i.grid[1] as u64);
+        Limits::check(what("image.grid (cells)"), "max_grid_cells", cells, self.limits.max_grid_cells)
     }
 
     /// How errors name file `name`: its path, or `<embedded default model>/name` for the embedded model.
@@ -273,6 +316,31 @@ impl ModelDir {
             format!("{:?}", i.patch_features),
         )?;
         expect(m.embed_dim > 0, "embed_dim", "> 0".into(), m.embed_dim.to_string())?;
+        expect(
+            i.grid[0] > 0 && i.grid[1] > 0,
+            "image.input_size",
+            "at least one patch".into(),
+            format!("{:?}", i.input_size),
+        )?;
+        // Sizes no CLIP comes near, refused before they reach an allocation or a model runtime.
+        let bounded = |field: &str, value: usize, max: usize| {
+            expect((1..=max).contains(&value), field, format!("1 to {max}"), value.to_string())
+        };
+        bounded("image.layers", i.layers, MAX_LAYERS)?;
+        bounded("image.width", i.width, MAX_WIDTH)?;
+        bounded("image.heads", i.heads, MAX_WIDTH)?;
+        bounded("embed_dim", m.embed_dim, MAX_WIDTH)?;
+        bounded("text.layers", m.text.layers, MAX_LAYERS)?;
+        bounded("text.width", m.text.width, MAX_WIDTH)?;
+        bounded("text.heads", m.text.heads, MAX_WIDTH)?;
+        bounded("text.context_length", m.text.context_length, MAX_CONTEXT)?;
+        bounded("text.vocab_size", m.text.vocab_size, MAX_VOCAB)?;
+        expect(
+            i.visual_prompts <= MAX_CONTEXT,
+            "image.visual_prompts",
+            format!("0 to {MAX_CONTEXT}"),
+            i.visual_prompts.to_string(),
+        )?;
         let t = &m.text;
         expect(
             (t.sot_token as usize) < t.vocab_size && (t.eot_token as usize) < t.vocab_size,

@@ -52,7 +52,7 @@ impl DapoPromptBank {
     /// Loads a bank for the model `model`: it must have been made for that model (same `model_id`) and match its
     /// dimensions. The model's text encoder is loaded so new words can be added.
     pub fn load(path: &Path, model: &ModelDir) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+        let bytes = model.limits().read_file(path)?;
         Self::from_bytes(&bytes, path, model)
     }
 
@@ -73,7 +73,7 @@ impl DapoPromptBank {
 
     /// Loads a bank checked against `model_id`; without an encoder it serves only its cached words.
     pub fn load_with_encoder(path: &Path, model_id: &str, encoder: Option<Arc<TextEncoder>>) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+        let bytes = loupe_sdk::Limits::default().read_file(path)?;
         Self::from_bytes_with_encoder(&bytes, path, model_id, encoder)
     }
 

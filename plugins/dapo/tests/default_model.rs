@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use loupe_dapo::model_dir::{EMBEDDED_LABEL, MemoryFile, ModelSource, memory_label};
 use loupe_dapo::{ClipOnnxBackbone, DapoPromptBank, ModelDir, build_engine};
-use loupe_sdk::{LoupeConfig, LoupeError, OwnedImage, PromptBank};
+use loupe_sdk::{Limits, LoupeConfig, LoupeError, OwnedImage, PromptBank};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity")
@@ -119,4 +119,65 @@ fn a_file_missing_from_memory_is_named() {
     let e = ModelDir::from_source(ModelSource::Memory { label, files }).expect_err("missing file refused");
     let text = e.to_string();
     assert!(text.contains("<embedded default model>/text_encoder.onnx") && text.contains("missing"), "{text}");
+}
+
+/// The embedded metadata with `edit` applied to its JSON.
+fn metadata_with(edit: impl Fn(&mut serde_json::Value)) -> ModelSource {
+    embedded_with("loupe-model.json", |bytes| {
+        let mut meta: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        edit(&mut meta);
+        serde_json::to_vec(&meta).unwrap()
+    })
+}
+
+#[test]
+fn declared_sizes_over_the_limits_are_refused_before_any_runtime_sees_them() {
+    // 100000 x 100000 with the model's 8-pixel patches: tract spent 24 s analysing such a graph before failing.
+    let source = metadata_with(|m| {
+        m["image"]["input_size"] = serde_json::json!([100_000, 100_000]);
+        m["image"]["grid"] = serde_json::json!([12500, 12500]);
+    });
+    let started = std::time::Instant::now();
+    let e = ModelDir::from_source(source).expect_err("huge input refused");
+    assert!(started.elapsed().as_secs() < 1, "refused from the metadata alone");
+    assert!(matches!(e, LoupeError::Limit { limit: "max_model_input", value: 100_000, max: 2048, .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("loupe-model.json") && text.contains("image.input_size"), "{text}");
+
+    // The grid limit is its own: 1024 px with 4-pixel patches is 65536 cells.
+    let source = metadata_with(|m| {
+        m["image"]["input_size"] = serde_json::json!([1024, 1024]);
+        m["image"]["patch_size"] = serde_json::json!(4);
+        m["image"]["grid"] = serde_json::json!([256, 256]);
+    });
+    let e = ModelDir::from_source(source.clone()).expect_err("huge grid refused");
+    assert!(matches!(e, LoupeError::Limit { limit: "max_grid_cells", value: 65536, .. }), "{e}");
+    // Raised in the configuration, the same metadata passes the limits (and fails later, at the real files).
+    let raised = Limits { max_grid_cells: 65536, ..Limits::default() };
+    assert!(ModelDir::from_source_with_limits(source, &raised).is_ok());
+
+    // Sizes no CLIP comes near are structural errors, named by field.
+    for (field, value) in [("layers", 100_000), ("width", 1 << 20), ("heads", 0)] {
+        let e = ModelDir::from_source(metadata_with(|m| m["image"][field] = serde_json::json!(value)))
+            .expect_err("absurd size refused");
+        assert!(e.to_string().contains(&format!("image.{field}")), "{e}");
+    }
+    let e = ModelDir::from_source(metadata_with(|m| m["text"]["context_length"] = serde_json::json!(1 << 30)))
+        .expect_err("absurd context refused");
+    assert!(e.to_string().contains("text.context_length"), "{e}");
+}
+
+#[test]
+fn configured_limits_reach_the_model_and_its_files() {
+    let mut cfg = LoupeConfig::default();
+    cfg.limits.max_model_input = 100;
+    let e = build_engine(&cfg).err().expect("the embedded model's 160 px input is over 100");
+    assert!(matches!(e, LoupeError::Limit { limit: "max_model_input", value: 160, max: 100, .. }), "{e}");
+
+    let dir = fixtures().join("model");
+    let limits = Limits { max_file_bytes: 5000, ..Limits::default() };
+    let model = ModelDir::open_with_limits(&dir, &limits).expect("the metadata file is small");
+    let e = ClipOnnxBackbone::from_model_dir(&model).err().expect("the encoder file is over 5000 bytes");
+    assert!(matches!(e, LoupeError::Limit { limit: "max_file_bytes", .. }), "{e}");
+    assert!(e.to_string().contains("image_encoder.onnx"), "{e}");
 }

@@ -430,6 +430,108 @@ fn a_lost_device_falls_back_to_the_cpu() {
     }
 }
 
+/// Every output of a detection, bit for bit: the CPU fallback is the CPU post-processor itself.
+#[track_caller]
+fn assert_identical(what: &str, a: &Detection, b: &Detection) {
+    assert_eq!(a.score.to_bits(), b.score.to_bits(), "{what}: score");
+    assert_eq!(a.class_probabilities, b.class_probabilities, "{what}: class probabilities");
+    assert_eq!(a.image_type, b.image_type, "{what}: image type");
+    assert_eq!(a.anomaly_map, b.anomaly_map, "{what}: anomaly map");
+    assert_eq!(a.class_maps, b.class_maps, "{what}: class maps");
+    assert_eq!((&a.mask, &a.type_map, &a.pixel_types), (&b.mask, &b.type_map, &b.pixel_types), "{what}: mask, types");
+    assert_eq!(a.regions, b.regions, "{what}: regions");
+    assert_eq!(a.thresholds, b.thresholds, "{what}: thresholds");
+}
+
+/// The device lost while a batch is on the GPU (destroyed right after the submission, before the read-back, as a
+/// driver reset would): that batch's results are the CPU post-processor's, a warning says the GPU was given up,
+/// and every later call keeps working on the CPU with the CPU's results, without touching the GPU again.
+#[test]
+fn a_device_lost_during_a_batch_gives_the_cpu_results_and_later_calls_keep_working() {
+    let config = PostprocessConfig { smoothing_sigma: 1.0, keep_class_maps: true, ..parity_config() };
+    let Some(gpu) = gpu(&config) else { return };
+    let cpu = DapoPostProcessor::new(config.clone());
+    let mut rng = Rng(0xdead_5eed);
+    let text = random_text(&mut rng, 4, 16);
+    let images: Vec<ImageFeatures> = (0..3).map(|_| random_features(&mut rng, &text, 7, 3)).collect();
+    let outputs = [(40, 30), (64, 64), (23, 51)].map(|(width, height)| OutputSize { width, height });
+    let batch: Vec<(&ImageFeatures, OutputSize)> = images.iter().zip(outputs).collect();
+    let expected: Vec<Detection> = batch.iter().map(|(f, o)| cpu.process(f, &text, *o).unwrap()).collect();
+    for (i, (g, c)) in gpu.process_batch(&batch, &text).unwrap().iter().zip(&expected).enumerate() {
+        assert_same(&format!("healthy GPU, image {i}"), g, c);
+    }
+    assert!(gpu.gpu_active());
+    let seen = warnings().len();
+    gpu.inject_device_loss_for_tests();
+    let submitted = gpu.submissions();
+    let during = gpu.process_batch(&batch, &text).unwrap();
+    assert_eq!(gpu.submissions(), submitted + 1, "the batch went to the GPU and was lost there");
+    assert!(!gpu.gpu_active(), "a lost device retires the GPU");
+    let warned = warnings()[seen..].to_vec();
+    eprintln!("warnings: {warned:?}");
+    assert!(
+        warned.iter().any(|w| w.contains("GPU post-processing failed") && w.contains("all later ones run on the CPU")),
+        "no fallback warning among {warned:?}"
+    );
+    assert!(warned.iter().any(|w| w.contains("GPU device lost")), "a real device loss, reported by wgpu: {warned:?}");
+    for (i, (d, c)) in during.iter().zip(&expected).enumerate() {
+        assert_identical(&format!("batch in flight, image {i}"), d, c);
+    }
+    for round in 0..2 {
+        let later = gpu.process_batch(&batch, &text).unwrap();
+        for (i, (d, c)) in later.iter().zip(&expected).enumerate() {
+            assert_identical(&format!("later batch {round}, image {i}"), d, c);
+        }
+        assert_identical(
+            &format!("later single {round}"),
+            &gpu.process(&images[1], &text, outputs[1]).unwrap(),
+            &expected[1],
+        );
+    }
+    assert_eq!(gpu.submissions(), submitted + 1, "later calls do not go back to the lost device");
+}
+
+/// Through an engine: a device lost during an engine batch gives that call the CPU engine's results exactly, and
+/// the same engine's later calls too.
+#[test]
+fn an_engine_whose_device_is_lost_mid_batch_goes_on_with_the_cpu_results() {
+    let config = parity_config();
+    let Some(gpu) = gpu(&config) else { return };
+    let gpu = std::sync::Arc::new(gpu);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity");
+    let model = loupe_dapo::ModelDir::open(&dir.join("model")).unwrap();
+    let backbone = std::sync::Arc::new(loupe_dapo::ClipOnnxBackbone::from_model_dir(&model).unwrap());
+    let bank = std::sync::Arc::new(loupe_dapo::DapoPromptBank::load(&dir.join("bank.safetensors"), &model).unwrap());
+    let mut cfg = loupe_sdk::LoupeConfig { postprocess: config.clone(), ..Default::default() };
+    cfg.engine.batch_size = 4;
+    let on_gpu = loupe_sdk::Engine::new(backbone.clone(), bank.clone(), gpu.clone(), &cfg).unwrap();
+    let on_cpu =
+        loupe_sdk::Engine::new(backbone, bank, std::sync::Arc::new(DapoPostProcessor::new(config)), &cfg).unwrap();
+    let images: Vec<loupe_sdk::OwnedImage> = ["gray", "rgb", "rgba", "gray_hole"]
+        .iter()
+        .map(|s| loupe_sdk::OwnedImage::open(&dir.join("images").join(format!("{s}.png"))).unwrap())
+        .collect();
+    let views: Vec<_> = images.iter().map(loupe_sdk::OwnedImage::view).collect();
+    let expected = on_cpu.inspect(&views).unwrap();
+    on_gpu.inspect(&views).unwrap();
+    assert!(gpu.gpu_active());
+    let seen = warnings().len();
+    gpu.inject_device_loss_for_tests();
+    let during = on_gpu.inspect(&views).unwrap();
+    assert!(!gpu.gpu_active());
+    assert!(warnings()[seen..].iter().any(|w| w.contains("run on the CPU")), "no fallback warning");
+    for (i, (d, c)) in during.iter().zip(&expected).enumerate() {
+        assert_identical(&format!("engine batch in flight, image {i}"), d, c);
+    }
+    let later = on_gpu.inspect(&views).unwrap();
+    for (i, (d, c)) in later.iter().zip(&expected).enumerate() {
+        assert_identical(&format!("engine, later batch, image {i}"), d, c);
+    }
+    // One image alone runs the backbone on a batch of one (rounding differently from a batch of 4): compare alike.
+    let single = on_cpu.inspect_one(&views[2]).unwrap();
+    assert_identical("engine, later single image", &on_gpu.inspect_one(&views[2]).unwrap(), &single);
+}
+
 #[test]
 fn auto_takes_the_gpu_only_on_a_hardware_adapter() {
     let choice = AdapterChoice::probe();

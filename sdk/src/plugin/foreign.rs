@@ -84,6 +84,11 @@ impl Drop for Instance {
     }
 }
 
+/// Index of the first NaN or infinity in `v`.
+fn non_finite(v: &[f32]) -> Option<usize> {
+    v.iter().position(|x| !x.is_finite())
+}
+
 fn owned(ptr: *const c_char) -> String {
     // SAFETY: the plugin returns strings valid while the instance lives; we copy at once.
     unsafe { read_str(ptr) }.unwrap_or_default().to_string()
@@ -179,6 +184,24 @@ impl Backbone for ForeignBackbone {
         call(&self.provenance, "encode", |err| unsafe {
             f(self.instance.ptr, raw.as_ptr(), n, global.as_mut_ptr(), patches.as_mut_ptr(), err)
         })?;
+        // A NaN or an infinity would flow into every score of the image and decide nothing: a NaN score is never
+        // above a threshold, so the part would pass as good. Refuse the call instead, naming where it is.
+        for i in 0..n {
+            let (glob, patch) = (&global[i * d..(i + 1) * d], &patches[i * per..(i + 1) * per]);
+            let bad = non_finite(glob).map(|c| format!("its global feature holds {} at channel {c}", glob[c]));
+            let bad = bad.or_else(|| {
+                non_finite(patch).map(|k| {
+                    let (l, cell, c) = (k / (cells * d), k / d % cells, k % d);
+                    format!("its patch features hold {} at layer {l}, patch {cell}, channel {c}", patch[k])
+                })
+            });
+            if let Some(what) = bad {
+                return Err(LoupeError::Component {
+                    component: self.provenance.component.clone(),
+                    message: format!("encode: image {i} of a batch of {n}: {what} (features must be finite)"),
+                });
+            }
+        }
         Ok((0..n)
             .map(|i| ImageFeatures {
                 global: global[i * d..(i + 1) * d].to_vec(),
@@ -370,6 +393,18 @@ impl PostProcessor for ForeignPostProcessor {
         call(&self.provenance, "process", |err| unsafe {
             f(self.instance.ptr, &raw_features, &raw_text, &mut out, err)
         })?;
+        let scalars =
+            [("score", out.score), ("image_threshold", out.image_threshold), ("pixel_threshold", out.pixel_threshold)];
+        let bad = scalars.iter().find(|(_, v)| !v.is_finite()).map(|(name, v)| format!("`{name}` {v}"));
+        let bad = bad
+            .or_else(|| non_finite(&probs).map(|k| format!("class probability {k} = {}", probs[k])))
+            .or_else(|| non_finite(&anomaly).map(|i| format!("anomaly map value {} at pixel {i}", anomaly[i])));
+        if let Some(what) = bad {
+            return Err(LoupeError::Component {
+                component: self.provenance.component.clone(),
+                message: format!("process: returned a non-finite {what} (outputs must be finite)"),
+            });
+        }
         if type_map.iter().any(|&t| t as usize >= classes.len()) || out.image_type as usize >= classes.len() {
             return Err(LoupeError::Component {
                 component: self.provenance.component.clone(),

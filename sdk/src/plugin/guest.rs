@@ -11,7 +11,7 @@ use crate::config::LoupeConfig;
 use crate::error::{LoupeError, Result};
 use crate::features::{ImageFeatures, TextFeatures};
 use crate::image_input::{ImageView, PixelFormat};
-use crate::traits::{Backbone, OutputSize, PostProcessor, PromptBank};
+use crate::traits::{Backbone, InputGeometry, OutputSize, PostProcessor, PromptBank};
 
 /// Builds a backbone from the configuration.
 pub type BackboneFactory = fn(&LoupeConfig) -> Result<Arc<dyn Backbone>>;
@@ -322,26 +322,51 @@ unsafe extern "C" fn backbone_encode(
         let features = b.inner.encode(&views)?;
         let g = b.inner.geometry();
         let (d, per) = (g.feature_dim, g.layers * g.grid[0] * g.grid[1] * g.feature_dim);
+        check_features(&features, count, g)?;
         // SAFETY: the host allocated `count * d` and `count * per` floats.
         let (gout, pout) = unsafe {
             (std::slice::from_raw_parts_mut(global, count * d), std::slice::from_raw_parts_mut(patches, count * per))
         };
-        if features.len() != count {
-            return Err(LoupeError::mismatch("backbone results", count, features.len()));
-        }
         for (i, f) in features.iter().enumerate() {
-            if f.global.len() != d || f.patches.len() != per {
-                return Err(LoupeError::mismatch(
-                    "feature sizes",
-                    format!("{d} + {per}"),
-                    format!("{} + {}", f.global.len(), f.patches.len()),
-                ));
-            }
             gout[i * d..(i + 1) * d].copy_from_slice(&f.global);
             pout[i * per..(i + 1) * per].copy_from_slice(&f.patches);
         }
         Ok(())
     })
+}
+
+/// Checks a backbone's answer against its own geometry before it is copied into the host's buffers: one feature
+/// set per image, each of the declared layers, grid and dimension (the host reads the buffers with that shape, so
+/// features of another shape with the same number of values would be silently misread), buffers of that size.
+fn check_features(features: &[ImageFeatures], count: usize, g: &InputGeometry) -> Result<()> {
+    if features.len() != count {
+        return Err(LoupeError::mismatch(
+            "feature sets returned by the backbone for a batch of images",
+            count,
+            features.len(),
+        ));
+    }
+    for (i, f) in features.iter().enumerate() {
+        let shape = |layers, [h, w]: [usize; 2], dim| format!("{layers} layers x {h}x{w} grid x dim {dim}");
+        let declared = shape(g.layers, g.grid, g.feature_dim);
+        let found = shape(f.layers, [f.grid_h, f.grid_w], f.dim);
+        if declared != found {
+            return Err(LoupeError::mismatch(
+                format!("image {i} of a batch of {count}: feature shape (the backbone's geometry)"),
+                declared,
+                found,
+            ));
+        }
+        if let Err(e) = f.validate() {
+            return Err(match e {
+                LoupeError::Mismatch { what, expected, found } => {
+                    LoupeError::Mismatch { what: format!("image {i} of a batch of {count}: {what}"), expected, found }
+                }
+                other => other,
+            });
+        }
+    }
+    Ok(())
 }
 
 struct GuestBank {

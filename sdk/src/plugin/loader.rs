@@ -54,6 +54,65 @@ impl Registration {
     }
 }
 
+/// The plugin's `register` function, as a declaration holds it.
+type RegisterFn = unsafe extern "C" fn(host: *const LoupeHostApi, err: *mut LoupeErrorBuf) -> i32;
+
+/// What a plugin declaration says, once [`LoupePluginDeclaration::check`] has accepted it.
+#[doc(hidden)]
+pub struct CheckedDeclaration<'a> {
+    /// The SDK version it was built against (compatible with this host's).
+    pub sdk_version: &'a str,
+    /// Its name, not empty.
+    pub name: &'a str,
+    /// Its own version (empty when it gives none or not UTF-8).
+    pub version: &'a str,
+    /// Its registration function.
+    pub register: RegisterFn,
+}
+
+impl LoupePluginDeclaration {
+    /// Checks every field of the declaration `decl` that `loupe_plugin_declare` returned, before anything of it
+    /// is trusted: not null, `abi_version` (read alone first), `struct_size`, the SDK version, the name and the
+    /// register function. The error is the reason, without the file name. Used by the plugin loader and by the
+    /// fuzz target `plugin_declaration`.
+    ///
+    /// # Safety
+    /// `decl` is null, or points to a readable `abi_version` and `struct_size` (the first 8 bytes of every ABI
+    /// version) and, when `struct_size` is at least `size_of::<LoupePluginDeclaration>()`, to a whole declaration
+    /// whose string fields are null or NUL-terminated strings that outlive `'a`.
+    #[doc(hidden)]
+    pub unsafe fn check<'a>(decl: *const Self) -> std::result::Result<CheckedDeclaration<'a>, String> {
+        if decl.is_null() {
+            return Err(format!("`{LOUPE_PLUGIN_ENTRY}` returned null"));
+        }
+        // Read only the ABI version before trusting the rest of the layout.
+        // SAFETY: non-null; the first field of every ABI version is a u32 abi_version.
+        let abi = unsafe { std::ptr::read(decl.cast::<u32>()) };
+        if abi != LOUPE_PLUGIN_ABI_VERSION {
+            return Err(format!("plugin ABI version {abi}, this host speaks version {LOUPE_PLUGIN_ABI_VERSION}"));
+        }
+        // SAFETY: ABI version 1 guarantees this layout.
+        let decl = unsafe { &*decl };
+        if (decl.struct_size as usize) < std::mem::size_of::<LoupePluginDeclaration>() {
+            return Err(format!(
+                "declaration of {} bytes, ABI version 1 needs at least {}",
+                decl.struct_size,
+                std::mem::size_of::<LoupePluginDeclaration>()
+            ));
+        }
+        // SAFETY: C strings per the ABI (null refused).
+        let (sdk, name, version) =
+            unsafe { (read_str(decl.sdk_version), read_str(decl.name), read_str(decl.plugin_version)) };
+        let sdk_version = sdk.ok_or("declaration has no SDK version")?;
+        if !sdk_compatible(sdk_version, SDK_VERSION) {
+            return Err(format!("built for Loupe SDK {sdk_version}, this host is SDK {SDK_VERSION}"));
+        }
+        let name = name.filter(|n| !n.is_empty()).ok_or("declaration has no name")?;
+        let register = decl.register.ok_or("declaration has no register function")?;
+        Ok(CheckedDeclaration { sdk_version, name, version: version.unwrap_or(""), register })
+    }
+}
+
 fn table_ok(size: u32, needed: usize, name: *const std::ffi::c_char) -> std::result::Result<String, String> {
     if (size as usize) < needed {
         return Err(format!("component table of {size} bytes, expected at least {needed}"));
@@ -66,6 +125,31 @@ fn table_ok(size: u32, needed: usize, name: *const std::ffi::c_char) -> std::res
     Ok(name.to_string())
 }
 
+/// `check` for each component table type: the checks `register_backbone` & co. make before a table is copied.
+macro_rules! table_check {
+    ($($table:ty),*) => {$(
+        impl $table {
+            /// Checks a component table a plugin passes to the host's `register_*` function before it is
+            /// copied: not null, `struct_size` at least this ABI's, a non-empty UTF-8 name (returned). Function
+            /// pointers are checked when an instance is created. Used by the plugin loader and by the fuzz
+            /// target `plugin_declaration`.
+            ///
+            /// # Safety
+            /// `table` is null, or points to a readable `struct_size` (the first field of every ABI version)
+            /// and, when that is at least this type's size, to a whole table whose `name` is null or a
+            /// NUL-terminated string.
+            #[doc(hidden)]
+            pub unsafe fn check(table: *const Self) -> std::result::Result<String, String> {
+                // SAFETY: the plugin passes a valid table for the duration of this call.
+                let table = unsafe { table.as_ref() }.ok_or("null component table")?;
+                table_ok(table.struct_size, std::mem::size_of::<Self>(), table.name)
+            }
+        }
+    )*};
+}
+
+table_check!(LoupeBackboneTable, LoupePromptBankTable, LoupePostProcessorTable);
+
 macro_rules! register_fn {
     ($fn_name:ident, $table:ty, $role:expr, $foreign:ident, $trait:ident, $add:ident) => {
         unsafe extern "C" fn $fn_name(context: *mut c_void, table: *const $table, err: *mut LoupeErrorBuf) -> i32 {
@@ -73,9 +157,10 @@ macro_rules! register_fn {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::result::Result<(), String> {
                     // SAFETY: `context` is the `Registration` the host passed to `register`.
                     let reg = unsafe { context.cast::<Registration>().as_mut() }.ok_or("null host context")?;
-                    // SAFETY: the plugin passes a valid table for the duration of this call.
-                    let table = unsafe { table.as_ref() }.ok_or("null component table")?;
-                    let name = table_ok(table.struct_size, std::mem::size_of::<$table>(), table.name)?;
+                    // SAFETY: the plugin passes a valid table (or null) for the duration of this call.
+                    let name = unsafe { <$table>::check(table) }?;
+                    // SAFETY: checked above: not null, and at least this ABI's size.
+                    let table = unsafe { &*table };
                     reg.check_name($role, &name)?;
                     let copy = <$table>::clone_table(table);
                     let provenance = Provenance { library: reg.library.clone(), component: name.clone() };
@@ -173,39 +258,14 @@ impl Registry {
                 .map_err(|_| refuse(format!("not a Loupe plugin: it exports no `{LOUPE_PLUGIN_ENTRY}` symbol")))?;
         // SAFETY: calling the plugin's declared entry point, which takes no arguments.
         let decl = unsafe { declare() };
-        if decl.is_null() {
-            return Err(refuse(format!("`{LOUPE_PLUGIN_ENTRY}` returned null")));
-        }
-        // Read only the ABI version before trusting the rest of the layout.
-        // SAFETY: non-null; the first field of every ABI version is a u32 abi_version.
-        let abi = unsafe { std::ptr::read(decl.cast::<u32>()) };
-        if abi != LOUPE_PLUGIN_ABI_VERSION {
-            return Err(refuse(format!(
-                "plugin ABI version {abi}, this host speaks version {LOUPE_PLUGIN_ABI_VERSION}"
-            )));
-        }
-        // SAFETY: ABI version 1 guarantees this layout.
-        let decl = unsafe { &*decl };
-        if (decl.struct_size as usize) < std::mem::size_of::<LoupePluginDeclaration>() {
-            return Err(refuse(format!(
-                "declaration of {} bytes, ABI version 1 needs at least {}",
-                decl.struct_size,
-                std::mem::size_of::<LoupePluginDeclaration>()
-            )));
-        }
-        // SAFETY: C strings per the ABI (null refused).
-        let (sdk, name, version) =
-            unsafe { (read_str(decl.sdk_version), read_str(decl.name), read_str(decl.plugin_version)) };
-        let sdk = sdk.ok_or_else(|| refuse("declaration has no SDK version".into()))?;
-        if !sdk_compatible(sdk, SDK_VERSION) {
-            return Err(refuse(format!("built for Loupe SDK {sdk}, this host is SDK {SDK_VERSION}")));
-        }
-        let name = name.filter(|n| !n.is_empty()).ok_or_else(|| refuse("declaration has no name".into()))?;
-        let register = decl.register.ok_or_else(|| refuse("declaration has no register function".into()))?;
+        // SAFETY: the ABI's contract for what `loupe_plugin_declare` returns; the strings are the library's
+        // statics, and the library is never unloaded.
+        let CheckedDeclaration { sdk_version: sdk, name, version, register } =
+            unsafe { LoupePluginDeclaration::check(decl) }.map_err(&refuse)?;
         let info = Arc::new(PluginInfo {
             file: path.to_path_buf(),
             name: name.to_string(),
-            version: version.unwrap_or("").to_string(),
+            version: version.to_string(),
             sdk_version: sdk.to_string(),
         });
         let mut registration = Registration {

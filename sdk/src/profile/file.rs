@@ -9,6 +9,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::{FORMAT, FORMAT_VERSION, Profile, ProfileMeta};
 use crate::error::{LoupeError, Result};
+use crate::limits::Limits;
 
 fn rows_name(l: usize) -> String {
     format!("memory.{l}.rows")
@@ -51,8 +52,8 @@ pub(super) fn write(profile: &Profile, path: &Path) -> Result<()> {
 }
 
 /// Reads and checks a profile file.
-pub(super) fn read(path: &Path) -> Result<Profile> {
-    let bytes = std::fs::read(path).map_err(|e| LoupeError::io(path, e))?;
+pub(super) fn read(path: &Path, limits: &Limits) -> Result<Profile> {
+    let bytes = limits.read_file(path)?;
     parse(&bytes).map_err(|reason| LoupeError::Profile { path: path.to_path_buf(), reason })
 }
 

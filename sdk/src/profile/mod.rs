@@ -27,8 +27,9 @@ pub use augment::Augmentation;
 pub use create::{ProfileOptions, ReferenceImage, create};
 
 use crate::detection::Thresholds;
-use crate::error::Result;
+use crate::error::{LoupeError, Result};
 use crate::fusion::{Fusion, ScoringMode};
+use crate::limits::Limits;
 
 /// File format name in the metadata.
 pub const FORMAT: &str = "loupe-profile";
@@ -130,7 +131,17 @@ pub struct Profile {
 impl Profile {
     /// Reads a profile file; errors name the file and what was wrong (format, version, JSON field, tensor shape).
     pub fn load(path: &Path) -> Result<Self> {
-        file::read(path)
+        Self::load_with_limits(path, &Limits::default())
+    }
+
+    /// As [`Profile::load`], refusing a file over `limits.max_file_bytes` before reading it.
+    pub fn load_with_limits(path: &Path, limits: &Limits) -> Result<Self> {
+        file::read(path, limits)
+    }
+
+    /// Parses the bytes of a profile file; `name` is how errors name it.
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self> {
+        file::parse(bytes).map_err(|reason| LoupeError::Profile { path: name.to_path_buf(), reason })
     }
 
     /// Writes the profile (safetensors), replacing the file.

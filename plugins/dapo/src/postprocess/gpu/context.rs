@@ -75,6 +75,8 @@ pub(crate) struct GpuContext {
     limits: wgpu::Limits,
     /// Set by the device-lost callback and the uncaptured-error handler.
     broken: Arc<AtomicBool>,
+    /// Tests only: destroy the device right after the next batch is submitted (a device lost mid-batch).
+    lose_after_submit: bool,
 }
 
 const WORKGROUP_1D: u32 = 64;
@@ -160,12 +162,18 @@ impl GpuContext {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(format!("the kernels do not build on this adapter: {e}"));
         }
-        Ok(Self { device, queue, layout, pipelines, buffers: None, limits, broken })
+        Ok(Self { device, queue, layout, pipelines, buffers: None, limits, broken, lose_after_submit: false })
     }
 
     /// Destroys the device (as a driver reset would); later batches fail and fall back to the CPU.
     pub fn destroy_device(&mut self) {
         self.device.destroy();
+    }
+
+    /// Makes the next batch lose the device right after its submission, before its results are read back: the
+    /// device is really destroyed (`wgpu::Device::destroy`), at the moment a driver reset hurts most.
+    pub fn lose_device_after_next_submit(&mut self) {
+        self.lose_after_submit = true;
     }
 
     /// Lowers the buffer limit that batches are planned against (not the device's own), to test splitting.
@@ -327,6 +335,9 @@ impl GpuContext {
             }
         }
         self.queue.submit([encoder.finish()]);
+        if std::mem::take(&mut self.lose_after_submit) {
+            self.device.destroy();
+        }
 
         let readback_bytes = 4 * layout.sizes.readback as u64;
         let (tx, rx) = mpsc::channel();

@@ -237,6 +237,18 @@ impl GpuPostProcessor {
         }
     }
 
+    /// Makes the next GPU batch lose its device in flight: the device is destroyed right after the batch is
+    /// submitted, before its results are read back (a driver reset mid-batch), so tests can check that the batch
+    /// in flight falls back to the CPU, with a warning, and that later batches keep working.
+    #[doc(hidden)]
+    pub fn inject_device_loss_for_tests(&self) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(c) = s.context.as_mut()
+        {
+            c.lose_device_after_next_submit();
+        }
+    }
+
     /// Plans batches as if the adapter's buffers were limited to `bytes`, so tests can exercise the splitting of
     /// large batches and the CPU path of images too large for the GPU.
     #[doc(hidden)]
