@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Smoke test of the fuzz targets, for CI: builds every target once (nightly, `cargo fuzz build -O`), then runs
-# each over its committed seeds (fuzz/corpus/<target>) and regressions (fuzz/regressions/<target>) followed by a
-# short random run (SMOKE_SECONDS each, default 6), and fails if any target crashes, times out or runs out of
-# memory. New inputs go to a scratch corpus under the target directory, never into the committed seeds.
+# Runs the fuzz targets: builds every target once (nightly, `cargo fuzz build -O`, AddressSanitizer), then runs
+# each over its committed seeds (fuzz/corpus/<target>) and regressions (fuzz/regressions/<target>) followed by
+# random inputs, and fails if any target crashes, times out or runs out of memory. New inputs go to a scratch
+# corpus under the target directory, never into the committed seeds.
 #
-#   bash fuzz/smoke.sh                  (from anywhere; a fresh clone is enough)
+#   bash fuzz/smoke.sh [TARGET...]          CI's smoke run: SMOKE_SECONDS (default 6) of fuzzing per target
+#   FUZZ_RUNS=1000000 SMOKE_SECONDS=1800 FUZZ_TIMEOUT=1 bash fuzz/smoke.sh [TARGET...]
+#                                           the long runs of docs/reliability.md: a million inputs or 30 minutes
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs cargo-fuzz if missing. Honours
-# CARGO_TARGET_DIR (default: fuzz/target). SMOKE_SECONDS=0 only replays the seeds and regressions.
+# CARGO_TARGET_DIR (default: fuzz/target). SMOKE_SECONDS=0 only replays the seeds and regressions. FUZZ_TIMEOUT
+# (default 10 s, so that a slow CI machine does not turn a 1 s input into a false alarm) is libFuzzer's
+# per-input limit; FUZZ_RSS_MB (default 4096) its memory limit. Each target's statistics go to
+# <target dir>/smoke-<target>.log and one summary line per target to stdout.
 set -euo pipefail
 
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$fuzz_dir/.."
 seconds="${SMOKE_SECONDS:-6}"
+runs="${FUZZ_RUNS:--1}"
+timeout="${FUZZ_TIMEOUT:-10}"
+rss_mb="${FUZZ_RSS_MB:-4096}"
+only=("$@")
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -43,23 +52,28 @@ targets=(
 failed=()
 for entry in "${targets[@]}"; do
     read -r name max_len extra <<<"$entry"
+    if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
     bin="$target_dir/$triple/release/$name"
     work="$target_dir/smoke-corpus/$name"
     mkdir -p "$work"
     dirs=("$work" "$fuzz_dir/corpus/$name")
     [ -d "$fuzz_dir/regressions/$name" ] && dirs+=("$fuzz_dir/regressions/$name")
     echo "smoke: $name (${seconds} s)"
-    # -timeout=10: a slow CI machine must not turn a 1 s input into a false alarm; the long runs use 1 s.
+    t0=$(date +%s)
     # shellcheck disable=SC2086
-    if ! "$bin" -rss_limit_mb=4096 -timeout=10 -max_len="$max_len" -max_total_time="$seconds" \
-        -runs=$([ "$seconds" = 0 ] && echo 0 || echo -1) -print_final_stats=1 \
+    if ! "$bin" -rss_limit_mb="$rss_mb" -timeout="$timeout" -max_len="$max_len" -max_total_time="$seconds" \
+        -runs=$([ "$seconds" = 0 ] && echo 0 || echo "$runs") -print_final_stats=1 \
         -artifact_prefix="$target_dir/smoke-artifacts-$name-" $extra "${dirs[@]}" \
         >"$target_dir/smoke-$name.log" 2>&1; then
         echo "smoke: $name FAILED; log: $target_dir/smoke-$name.log"
         tail -n 40 "$target_dir/smoke-$name.log"
         failed+=("$name")
     else
-        grep -E '^stat::number_of_executed_units' "$target_dir/smoke-$name.log" | sed "s/^/smoke: $name /" || true
+        log="$target_dir/smoke-$name.log"
+        stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
+        echo "smoke: $name: $(stat number_of_executed_units) inputs in $(( $(date +%s) - t0 )) s," \
+            "$(stat average_exec_per_sec)/s, slowest $(stat slowest_unit_time_sec) s, peak RSS $(stat peak_rss_mb) MB," \
+            "corpus $(find "$work" -type f | wc -l) files"
     fi
 done
 

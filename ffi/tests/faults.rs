@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::ptr::{null, null_mut};
 use std::sync::OnceLock;
 
@@ -20,53 +19,18 @@ use loupe_sdk::{OwnedImage, PixelFormat};
 /// The marker of `fault-backbone`: RGB of pixel (0, 0); the red byte of pixel (1, 0) is the fault code.
 const MAGIC: [u8; 3] = [0xFA, 0x17, 0x7E];
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `libloupe_fixture_panicking.so`, built once per test process with the running test's profile (cargo does not
-/// build workspace cdylibs for `cargo test -p loupe-ffi`).
+/// `libloupe_fixture_panicking.so`, built once per test process with the running test's profile.
 fn fault_plugin() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf(); // target/<profile>/deps/<test>
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "loupe-fixture-panicking"]).current_dir(repo_root());
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "cargo build -p loupe-fixture-panicking failed");
-        let lib = dir.join(format!(
-            "{}loupe_fixture_panicking{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        ));
-        assert!(lib.exists(), "{} missing after the build", lib.display());
-        lib
+        loupe_tests::shared_lib(&loupe_tests::build_cdylibs(&["loupe-fixture-panicking"]), "loupe_fixture_panicking")
     })
 }
 
 /// The C++ throwing post-processor, compiled into `dir`; `None` (said on stderr) without g++ unless REQUIRE_CPP=1.
 fn throwing_plugin(dir: &Path) -> Option<PathBuf> {
-    let out = dir.join("libfault_hysteresis.so");
-    let src = repo_root().join("plugins/fixture-panicking/cpp/throwing_postprocessor.cpp");
-    let result = Command::new("g++")
-        .args(["-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(repo_root().join("include"))
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .output();
-    match result {
-        Ok(o) if o.status.success() => Some(out),
-        Ok(o) => panic!("g++ failed on {}:\n{}", src.display(), String::from_utf8_lossy(&o.stderr)),
-        Err(e) => {
-            assert!(std::env::var("REQUIRE_CPP").as_deref() != Ok("1"), "g++ is required (REQUIRE_CPP=1): {e}");
-            eprintln!("SKIPPED: g++ not available ({e}); set REQUIRE_CPP=1 to make this a failure");
-            None
-        }
-    }
+    let src = loupe_tests::repo_root().join("plugins/fixture-panicking/cpp/throwing_postprocessor.cpp");
+    loupe_tests::compile_plugin("g++", &src, &dir.join("libfault_hysteresis.so"))
 }
 
 /// Settings shared by the faulty and the clean engines.

@@ -20,7 +20,6 @@ mod common;
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::ptr::{null, null_mut};
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
@@ -34,29 +33,11 @@ const MAGIC: [u8; 3] = [0xFA, 0x17, 0x7E];
 /// The `wait` fault: write `<flag_dir>/entered`, wait for `<flag_dir>/release`, then encode normally.
 const WAIT: u8 = 10;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// `libloupe_fixture_panicking.so`, built once per test process with the running test's profile.
 fn fault_plugin() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf(); // target/<profile>/deps/<test>
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "loupe-fixture-panicking"]).current_dir(repo_root());
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "cargo build -p loupe-fixture-panicking failed");
-        let lib = dir.join(format!(
-            "{}loupe_fixture_panicking{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        ));
-        assert!(lib.exists(), "{} missing after the build", lib.display());
-        lib
+        loupe_tests::shared_lib(&loupe_tests::build_cdylibs(&["loupe-fixture-panicking"]), "loupe_fixture_panicking")
     })
 }
 

@@ -238,7 +238,7 @@ fn declaration(d: &Declaration) {
             assert_eq!(Some(c.sdk_version), expected_sdk.as_deref());
             assert_eq!(Some(c.name), expected_name.as_deref());
             assert_eq!(c.version, d.plugin_version.expected().unwrap_or_default());
-            assert!(c.register as usize == never_register as usize);
+            assert!(c.register as *const () == never_register as *const ());
         }
         Err(reason) => {
             assert!(!accept, "refused a valid declaration ({reason}): {d:?}");

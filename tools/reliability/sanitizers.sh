@@ -87,23 +87,38 @@ leak_numbers() {
     END { printf "%s %s %s %s %s\n", d + 0, i + 0, p + 0, r + 0, rb + 0 }' "$1"
 }
 
-# memcheck NAME PROGRAM ARG...: runs under valgrind; leaks of kind definite/indirect and any memory error fail.
+# memcheck NAME PROGRAM ARG...: runs under valgrind; leaks of kind definite/indirect and any memory error fail. A run
+# ended by SIGTERM from outside (a shared machine's clean-up) is run again, up to 3 times; with RESUME=1 a run
+# that already has its result in LOG_DIR is not repeated.
 memcheck() {
   local name="$1"; shift
   if [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $name "* ]]; then return 0; fi
-  local log="$LOG_DIR/valgrind-$name.log" start=$SECONDS
-  valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect,possible \
-    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes --num-callers=40 \
-    --suppressions="$root/tools/reliability/valgrind.supp" --log-file="$log" "$@" >"$LOG_DIR/valgrind-$name.out" 2>&1
-  local rc=$?
-  local errors
+  local log="$LOG_DIR/valgrind-$name.log" start rc try
+  if [ "${RESUME:-0}" = 1 ] && [ -f "$LOG_DIR/leaks-$name" ]; then
+    echo "$name: done before (RESUME=1), see $log"
+    return 0
+  fi
+  for try in 1 2 3; do
+    start=$SECONDS
+    valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect,possible \
+      --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes --num-callers=40 \
+      --suppressions="$root/tools/reliability/valgrind.supp" --log-file="$log" "$@" >"$LOG_DIR/valgrind-$name.out" 2>&1
+    rc=$?
+    grep -q 'terminating with default action of signal 15' "$log" || break
+    echo "$name: killed by SIGTERM from outside (try $try), running it again" >&2
+  done
+  local errors suppressed
   errors="$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$log" | tail -1)"
   suppressed="$(sed -n 's/.*(suppressed: \([0-9,]*\) from.*/\1/p' "$log" | tail -1)"
   read -r d i p r rb <<<"$(leak_numbers "$log")"
-  printf '%-28s rc=%-3s %4ss errors=%s (suppressed %s) definitely=%s indirectly=%s possibly=%s still_reachable=%s bytes in %s blocks\n' \
-    "$name" "$rc" "$((SECONDS - start))" "${errors:-?}" "${suppressed:-0}" "$d" "$i" "$p" "$r" "$rb" | tee -a "$LOG_DIR/summary.txt"
-  [ "$rc" -eq 0 ] || fail "valgrind $name: exit $rc (see $log)"
-  echo "$d $i $p $r" >"$LOG_DIR/leaks-$name"
+  printf '%-24s rc=%-3s %5ss errors=%s (suppressed %s) definitely=%s indirectly=%s possibly=%s still_reachable=%s bytes in %s blocks\n' \
+    "$name" "$rc" "$((SECONDS - start))" "${errors:-?}" "${suppressed:-0}" "$d" "$i" "$p" "$r" "$rb" |
+    tee -a "$LOG_DIR/summary.txt"
+  if [ "$rc" -ne 0 ]; then
+    fail "valgrind $name: exit $rc (see $log)"
+  else
+    echo "$d $i $p $r" >"$LOG_DIR/leaks-$name"
+  fi
 }
 
 # no_growth SMALL LARGE: still-reachable and possibly-lost bytes must not grow with the number of inspections.
@@ -134,7 +149,8 @@ build_c_programs() {  # build_c_programs LIBDIR OUTDIR EXTRA_FLAGS...
 # --- valgrind memcheck --------------------------------------------------------------------------------------------
 if [[ " ${what[*]} " == *" valgrind "* ]]; then
   step "release build of libloupe (CARGO_TARGET_DIR=$REL_TARGET)"
-  CARGO_TARGET_DIR="$REL_TARGET" cargo build --release -p loupe-ffi --lib || exit 2
+  # With the soak example: one feature resolution for both (tools: ffi/examples/soak.rs).
+  CARGO_TARGET_DIR="$REL_TARGET" cargo build --release -p loupe-ffi --lib --example soak || exit 2
   lib="$REL_TARGET/release"
   bin="$LOG_DIR/bin-release"
   build_c_programs "$lib" "$bin" || exit 2

@@ -91,15 +91,17 @@ impl LoupePluginDeclaration {
         if abi != LOUPE_PLUGIN_ABI_VERSION {
             return Err(format!("plugin ABI version {abi}, this host speaks version {LOUPE_PLUGIN_ABI_VERSION}"));
         }
-        // SAFETY: ABI version 1 guarantees this layout.
-        let decl = unsafe { &*decl };
-        if (decl.struct_size as usize) < std::mem::size_of::<LoupePluginDeclaration>() {
+        // Read `struct_size` alone too: a reference to the whole declaration is made only once its size is known.
+        // SAFETY: non-null; ABI version 1 starts with abi_version and struct_size.
+        let size = unsafe { std::ptr::addr_of!((*decl).struct_size).read() };
+        if (size as usize) < std::mem::size_of::<LoupePluginDeclaration>() {
             return Err(format!(
-                "declaration of {} bytes, ABI version 1 needs at least {}",
-                decl.struct_size,
+                "declaration of {size} bytes, ABI version 1 needs at least {}",
                 std::mem::size_of::<LoupePluginDeclaration>()
             ));
         }
+        // SAFETY: checked above: the plugin provides a whole ABI version 1 declaration.
+        let decl = unsafe { &*decl };
         // SAFETY: C strings per the ABI (null refused).
         let (sdk, name, version) =
             unsafe { (read_str(decl.sdk_version), read_str(decl.name), read_str(decl.plugin_version)) };
@@ -113,10 +115,14 @@ impl LoupePluginDeclaration {
     }
 }
 
-fn table_ok(size: u32, needed: usize, name: *const std::ffi::c_char) -> std::result::Result<String, String> {
+fn table_size_ok(size: u32, needed: usize) -> std::result::Result<(), String> {
     if (size as usize) < needed {
         return Err(format!("component table of {size} bytes, expected at least {needed}"));
     }
+    Ok(())
+}
+
+fn table_name_ok(name: *const std::ffi::c_char) -> std::result::Result<String, String> {
     // SAFETY: the plugin passes a C string (or null, refused below).
     let name = unsafe { read_str(name) }.ok_or("component with a null or non-UTF-8 name")?;
     if name.is_empty() {
@@ -140,9 +146,16 @@ macro_rules! table_check {
             /// NUL-terminated string.
             #[doc(hidden)]
             pub unsafe fn check(table: *const Self) -> std::result::Result<String, String> {
-                // SAFETY: the plugin passes a valid table for the duration of this call.
-                let table = unsafe { table.as_ref() }.ok_or("null component table")?;
-                table_ok(table.struct_size, std::mem::size_of::<Self>(), table.name)
+                if table.is_null() {
+                    return Err("null component table".into());
+                }
+                // `struct_size` first, alone: a table from a smaller ABI must not be read past its end (the
+                // fuzz target `plugin_declaration` found that reading `name` first did).
+                // SAFETY: non-null; every ABI version starts with a u32 struct_size.
+                let size = unsafe { std::ptr::addr_of!((*table).struct_size).read() };
+                table_size_ok(size, std::mem::size_of::<Self>())?;
+                // SAFETY: the whole table is there (checked above), valid for the duration of this call.
+                table_name_ok(unsafe { (*table).name })
             }
         }
     )*};
@@ -366,5 +379,22 @@ mod tests {
         std::fs::write(&fake, b"not an ELF file").unwrap();
         let err = r.load_plugin(&fake).unwrap_err().to_string();
         assert!(err.contains("libfake.so") && err.contains("cannot load shared library"), "{err}");
+    }
+
+    /// Regression (fuzz target `plugin_declaration`): a table or declaration from a smaller ABI is refused by
+    /// its `struct_size` without reading past it. The allocations hold only the size field, so a read of `name`
+    /// would be out of bounds (AddressSanitizer and Miri report it; here the refusal is checked).
+    #[test]
+    fn short_tables_and_declarations_are_refused_by_their_size_alone() {
+        let short_table = Box::new(4u32);
+        let table: *const LoupeBackboneTable = std::ptr::from_ref(&*short_table).cast();
+        // SAFETY: `struct_size` is readable, and says 4 bytes.
+        let err = unsafe { LoupeBackboneTable::check(table) }.unwrap_err();
+        assert!(err.contains("component table of 4 bytes"), "{err}");
+        let short_decl = Box::new([LOUPE_PLUGIN_ABI_VERSION, 8u32]);
+        let decl: *const LoupePluginDeclaration = std::ptr::from_ref(&*short_decl).cast();
+        // SAFETY: `abi_version` and `struct_size` are readable, and say 8 bytes.
+        let err = unsafe { LoupePluginDeclaration::check(decl) }.map(|_| ()).unwrap_err();
+        assert!(err.contains("declaration of 8 bytes"), "{err}");
     }
 }
