@@ -70,9 +70,9 @@ for entry in "${targets[@]}"; do
         failed+=("$name")
     else
         log="$target_dir/smoke-$name.log"
-        stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
-        echo "smoke: $name: $(stat number_of_executed_units) inputs in $(( $(date +%s) - t0 )) s," \
-            "$(stat average_exec_per_sec)/s, slowest $(stat slowest_unit_time_sec) s, peak RSS $(stat peak_rss_mb) MB," \
+        final_stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
+        echo "smoke: $name: $(final_stat number_of_executed_units) inputs in $(( $(date +%s) - t0 )) s," \
+            "$(final_stat average_exec_per_sec)/s, slowest $(final_stat slowest_unit_time_sec) s, peak RSS $(final_stat peak_rss_mb) MB," \
             "corpus $(find "$work" -type f | wc -l) files"
     fi
 done

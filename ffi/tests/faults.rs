@@ -10,22 +10,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
-use std::sync::OnceLock;
 
 use common::*;
 use loupe::*;
 use loupe_sdk::{OwnedImage, PixelFormat};
-
-/// The marker of `fault-backbone`: RGB of pixel (0, 0); the red byte of pixel (1, 0) is the fault code.
-const MAGIC: [u8; 3] = [0xFA, 0x17, 0x7E];
-
-/// `libloupe_fixture_panicking.so`, built once per test process with the running test's profile.
-fn fault_plugin() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        loupe_tests::shared_lib(&loupe_tests::build_cdylibs(&["loupe-fixture-panicking"]), "loupe_fixture_panicking")
-    })
-}
 
 /// The C++ throwing post-processor, compiled into `dir`; `None` (said on stderr) without g++ unless REQUIRE_CPP=1.
 fn throwing_plugin(dir: &Path) -> Option<PathBuf> {
@@ -42,15 +30,6 @@ fn faulty_engine() -> *mut LoupeEngine {
         "{COMMON}[components]\nbackbone = 'fault-backbone'\n[plugins]\nuse_env = false\npaths = ['{}']\n",
         fault_plugin().display()
     ))
-}
-
-/// `image` as packed RGB with the marker asking for fault `code`.
-fn marked(image: &OwnedImage, code: u8) -> OwnedImage {
-    let mut rgb = image.view().to_rgb();
-    rgb.put_pixel(0, 0, image::Rgb(MAGIC));
-    rgb.put_pixel(1, 0, image::Rgb([code, 0, 0]));
-    let (width, height) = rgb.dimensions();
-    OwnedImage { data: rgb.into_raw(), width, height, format: PixelFormat::Rgb8 }
 }
 
 /// `image` resized to `width` columns, as packed RGB.

@@ -19,27 +19,16 @@
 mod common;
 
 use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr::{null, null_mut};
-use std::sync::{Barrier, OnceLock};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::*;
 use loupe::*;
-use loupe_sdk::{OwnedImage, PixelFormat};
 
-/// The marker of `fault-backbone`: RGB of pixel (0, 0); the red byte of pixel (1, 0) is the fault code.
-const MAGIC: [u8; 3] = [0xFA, 0x17, 0x7E];
 /// The `wait` fault: write `<flag_dir>/entered`, wait for `<flag_dir>/release`, then encode normally.
 const WAIT: u8 = 10;
-
-/// `libloupe_fixture_panicking.so`, built once per test process with the running test's profile.
-fn fault_plugin() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        loupe_tests::shared_lib(&loupe_tests::build_cdylibs(&["loupe-fixture-panicking"]), "loupe_fixture_panicking")
-    })
-}
 
 const COMMON: &str = "[postprocess]\nbackend = 'cpu'\n";
 
@@ -52,15 +41,6 @@ fn holding_engine(flags: &Path) -> *mut LoupeEngine {
         flags.display(),
         fault_plugin().display()
     ))
-}
-
-/// `image` as packed RGB with the marker asking for fault `code`.
-fn marked(image: &OwnedImage, code: u8) -> OwnedImage {
-    let mut rgb = image.view().to_rgb();
-    rgb.put_pixel(0, 0, image::Rgb(MAGIC));
-    rgb.put_pixel(1, 0, image::Rgb([code, 0, 0]));
-    let (width, height) = rgb.dimensions();
-    OwnedImage { data: rgb.into_raw(), width, height, format: PixelFormat::Rgb8 }
 }
 
 /// Waits until the backbone has written `flags/entered` (a failure after 60 s: the fixture never got the image).

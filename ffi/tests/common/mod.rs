@@ -5,6 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use loupe::*;
 use loupe_sdk::{Detection, LoupeConfig, OwnedImage, PixelFormat, ScoringMode};
@@ -336,4 +337,25 @@ pub fn inspect_in(session: *mut LoupeSession, view: &LoupeImageView) -> Snapshot
 /// A C string of a path.
 pub fn c_path(path: &Path) -> CString {
     CString::new(path.to_str().unwrap()).unwrap()
+}
+
+/// The marker of the fault fixture's `fault-backbone` (`plugins/fixture-panicking`): RGB of pixel (0, 0); the red
+/// byte of pixel (1, 0) is the fault code.
+pub const MAGIC: [u8; 3] = [0xFA, 0x17, 0x7E];
+
+/// `libloupe_fixture_panicking.so`, built once per test process with the running test's profile.
+pub fn fault_plugin() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        loupe_tests::shared_lib(&loupe_tests::build_cdylibs(&["loupe-fixture-panicking"]), "loupe_fixture_panicking")
+    })
+}
+
+/// `image` as packed RGB with the fault fixture's marker asking for fault `code`.
+pub fn marked(image: &OwnedImage, code: u8) -> OwnedImage {
+    let mut rgb = image.view().to_rgb();
+    rgb.put_pixel(0, 0, image::Rgb(MAGIC));
+    rgb.put_pixel(1, 0, image::Rgb([code, 0, 0]));
+    let (width, height) = rgb.dimensions();
+    OwnedImage { data: rgb.into_raw(), width, height, format: PixelFormat::Rgb8 }
 }
