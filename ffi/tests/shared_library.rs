@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use linking::{
-    SONAME, build_library, compile_minimal_c, cpp_required, found, readelf, run, target_and_profile, workspace_root,
+    SONAME, build_library, compile_minimal_c, cpp_required, found, package_into, readelf, run, workspace_root,
 };
 
 /// Returns false (after saying so) when `tools` are missing and `REQUIRE_CPP` is not 1.
@@ -78,16 +78,10 @@ fn the_package_is_stripped_keeps_its_debug_info_apart_and_links_both_ways() {
     if !tools_present(&["readelf", "objcopy", "strip", "cc"]) {
         return;
     }
-    let (target_dir, profile) = target_and_profile();
     let tmp = tempfile::tempdir().unwrap();
     let dist = tmp.path().join("dist");
     let root = workspace_root();
-    run(Command::new("bash")
-        .arg(root.join("tools/package-c.sh"))
-        .arg(&dist)
-        .env("PROFILE", &profile)
-        .env("CARGO", env!("CARGO"))
-        .env("CARGO_TARGET_DIR", &target_dir));
+    package_into(&dist);
     let lib = dist.join("lib");
     let so = lib.join(SONAME);
     let sections = readelf(&["-SW"], &so);
@@ -97,7 +91,7 @@ fn the_package_is_stripped_keeps_its_debug_info_apart_and_links_both_ways() {
     assert!(debuglink.contains(&format!("{SONAME}.debug")), "{debuglink}");
     assert!(readelf(&["-SW"], &lib.join(format!("{SONAME}.debug"))).contains(".debug_line"), "the debug file");
     assert_eq!(std::fs::read_link(lib.join("libloupe.so")).unwrap(), Path::new(SONAME), "the development link");
-    for header in ["loupe.h", "loupe.hpp", "loupe_plugin.h"] {
+    for header in ["loupe.h", "loupe.hpp", "loupe_opencv.hpp", "loupe_plugin.h"] {
         assert!(dist.join("include").join(header).is_file(), "{header}");
     }
 

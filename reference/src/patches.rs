@@ -81,9 +81,11 @@ impl PatchSet {
 
 /// L2-normalises `v` in place (a zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
+    // In f64: a square of any finite f32 neither overflows nor underflows there, so rows of very large or very
+    // small values still come out unit-length (in f32, 1e20 squared is infinite and the row would become zero).
+    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        v.iter_mut().for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }
 }
 
@@ -96,6 +98,22 @@ mod tests {
         let p = PatchSet::new(&[3.0, 4.0, 0.0, 0.0, 0.0, 2.0, 1.0, 0.0], 2, 2, 2).unwrap();
         assert_eq!(p.layer(0), &[0.6, 0.8, 0.0, 0.0]);
         assert_eq!(p.layer(1), &[0.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn rows_of_huge_or_tiny_values_come_out_unit_length() {
+        for scale in [1e30f32, 1e-30, f32::MAX, f32::from_bits(1)] {
+            let mut v = [3.0 * scale, 4.0 * scale, 0.0];
+            if scale == f32::MAX {
+                v = [scale, scale, 0.0];
+            }
+            normalize(&mut v);
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-6, "scale {scale:e}: {v:?}");
+        }
+        let mut zero = [0.0f32; 3];
+        normalize(&mut zero);
+        assert_eq!(zero, [0.0; 3]);
     }
 
     #[test]

@@ -31,8 +31,16 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// It builds the whole workspace with all targets, not `-p <package>`: that resolves dependency features as
 /// `cargo test --workspace` does, so the dependencies that test build compiled are reused. A `-p` build resolves
 /// features for that package alone and compiled the whole dependency tree again (7.5 minutes on 2 cores).
+///
+/// With `LOUPE_TEST_CDYLIB_DIR` set, nothing is built: the libraries are taken from that folder. The sanitizer
+/// runs (`tools/reliability/sanitizers.sh`) use it, because their test binaries live in a `--target` folder with
+/// instrumented flags that a plain `cargo build` of the workspace would not reproduce.
 pub fn build_cdylibs(packages: &[&str]) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = std::env::var_os("LOUPE_TEST_CDYLIB_DIR").map(PathBuf::from) {
+        check_built(&dir, packages, "LOUPE_TEST_CDYLIB_DIR");
+        return dir;
+    }
     let dir = profile_dir();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "--workspace", "--all-targets"]).current_dir(repo_root());
@@ -41,11 +49,16 @@ pub fn build_cdylibs(packages: &[&str]) -> PathBuf {
     }
     let status = cmd.status().expect("cargo runs");
     assert!(status.success(), "cargo build of the workspace (for {packages:?}) failed");
-    for p in packages {
-        let lib = shared_lib(&dir, &p.replace('-', "_"));
-        assert!(lib.is_file(), "{} was not built", lib.display());
-    }
+    check_built(&dir, packages, "cargo build");
     dir
+}
+
+/// Asserts that `dir` holds the shared library of each of `packages` (`by` says who should have built it).
+fn check_built(dir: &Path, packages: &[&str], by: &str) {
+    for p in packages {
+        let lib = shared_lib(dir, &p.replace('-', "_"));
+        assert!(lib.is_file(), "{} is missing (expected from {by})", lib.display());
+    }
 }
 
 /// `lib<name>.so` (or the platform's equivalent) in `dir`.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Memory-safety, leak and race checks of Loupe's C ABI (issue 12, parts 3 and 6; results in
-# tools/reliability/REPORT.md). From the repository root of a fresh clone:
+# docs/reliability.md, "Sanitizers and leak checks"). From the repository root of a fresh clone:
 #
 #   bash tools/reliability/sanitizers.sh [valgrind] [asan] [tsan]     (no argument: all three)
 #
@@ -225,10 +225,14 @@ fi
 # --- ThreadSanitizer ----------------------------------------------------------------------------------------------
 if [[ " ${what[*]} " == *" tsan "* ]]; then
   export RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread"
-  export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=0"
+  export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$root/tools/reliability/tsan.supp"
   tsan_cargo=(cargo +nightly test -Zbuild-std --target "$TRIPLE" --target-dir "$TSAN_TARGET")
-  ffi_tests=(--lib --test concurrent --test inspect --test profiles --test log_callback)
-  [ -f ffi/tests/misuse.rs ] && ffi_tests+=(--test misuse)
+  # misuse.rs loads the fault fixture plugin: an uninstrumented release build (a plugin is its own Rust world
+  # behind the C ABI), found through LOUPE_TEST_CDYLIB_DIR instead of a workspace build with TSan flags.
+  step "release build of the fault fixture plugin (CARGO_TARGET_DIR=$REL_TARGET)"
+  RUSTFLAGS= CARGO_TARGET_DIR="$REL_TARGET" cargo build --release -p loupe-fixture-panicking || exit 2
+  export LOUPE_TEST_CDYLIB_DIR="$REL_TARGET/release"
+  ffi_tests=(--lib --test concurrent --test inspect --test profiles --test log_callback --test misuse)
   for run in "ffi -p loupe-ffi ${ffi_tests[*]}" "reference -p loupe-reference --lib"; do
     read -r name args <<<"$run"
     step "TSan: $name"

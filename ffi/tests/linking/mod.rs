@@ -1,5 +1,5 @@
 //! Shared by the tests that link programs against the built library (`cpp_example.rs`, `cpp_wrapper.rs`,
-//! `shared_library.rs`): building the cdylib and static library where those tests find them, and the system tools
+//! `shared_library.rs`, `install_package.rs`): building the cdylib and static library where those tests find them, and the system tools
 //! they use (the C++ toolchain with OpenCV).
 
 #![allow(dead_code, clippy::unwrap_used)] // Not every test file uses every helper; a panic is the failure report.
@@ -75,6 +75,17 @@ pub fn build_library() -> PathBuf {
         );
     }
     profile_dir
+}
+
+/// Lays the library out under `prefix` with `tools/package-c.sh`, built with this test's target folder and profile.
+pub fn package_into(prefix: &Path) {
+    let (target_dir, profile) = target_and_profile();
+    run(Command::new("bash")
+        .arg(workspace_root().join("tools/package-c.sh"))
+        .arg(prefix)
+        .env("PROFILE", &profile)
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_TARGET_DIR", &target_dir));
 }
 
 /// `readelf ARGS FILE`'s output; lossy, as a section dump (`-p .gnu_debuglink`) prints the CRC's raw bytes.

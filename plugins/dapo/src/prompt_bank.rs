@@ -177,7 +177,7 @@ impl DapoPromptBank {
             deep,
             cached,
             encoder,
-            tokenizer: ClipTokenizer::default(),
+            tokenizer: ClipTokenizer,
             memo: Mutex::new(HashMap::new()),
         })
     }

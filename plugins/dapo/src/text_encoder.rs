@@ -109,7 +109,9 @@ pub fn load_f32_tensor(bytes: &[u8], origin: &Path, name: &str, shape: &[usize])
     tensor_f32(&st, name, Some(shape)).map_err(|reason| LoupeError::model(origin, reason))
 }
 
-/// Extracts tensor `name` as f32, checking dtype and (if given) shape; the error is a reason string.
+/// Extracts tensor `name` as f32, checking dtype, (if given) shape and that every value is finite (a NaN or an
+/// infinity in a weight or a cached feature would turn every score it touches into NaN); the error is a reason
+/// string naming the tensor and the position.
 pub fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: Option<&[usize]>) -> std::result::Result<Vec<f32>, String> {
     let view = st.tensor(name).map_err(|_| format!("tensor `{name}` missing"))?;
     if view.dtype() != Dtype::F32 {
@@ -120,5 +122,26 @@ pub fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: Option<&[usize]>) -> 
     {
         return Err(format!("tensor `{name}`: expected shape {shape:?}, found {:?}", view.shape()));
     }
-    Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "tensor `{name}`: value {} at index {:?} (shape {:?}); expected finite values",
+            values[i],
+            unravel(i, view.shape()),
+            view.shape()
+        ));
+    }
+    Ok(values)
+}
+
+/// The multi-dimensional index of flat position `i` in a row-major tensor of `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (k, &d) in shape.iter().enumerate().rev() {
+        if d > 0 {
+            index[k] = i % d;
+            i /= d;
+        }
+    }
+    index
 }

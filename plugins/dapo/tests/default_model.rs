@@ -112,6 +112,49 @@ fn damaged_tables_banks_and_metadata_are_errors_naming_the_file() {
     assert!(text.contains("<embedded default model>/loupe-model.json") && text.contains("malformed"), "{text}");
 }
 
+/// `bytes` (a safetensors file) with value `index` of tensor `name` overwritten by `value`.
+fn with_value(bytes: &[u8], name: &str, index: usize, value: f32) -> Vec<u8> {
+    let (header_len, header) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let at = 8 + header_len + header.info(name).unwrap().data_offsets.0 + 4 * index;
+    let mut out = bytes.to_vec();
+    out[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    out
+}
+
+#[test]
+fn non_finite_values_in_banks_and_tables_are_refused_naming_the_tensor() {
+    let model = ModelDir::embedded().unwrap();
+    let origin = memory_label(EMBEDDED_LABEL, "bank.safetensors");
+    let bank = loupe_default_model::bank().bytes;
+    // A NaN in the cached text matrix (found by the prompt_bank fuzz target: it was served as a NaN row), and an
+    // infinity in a learned context.
+    let dim = model.meta.embed_dim;
+    for (tensor, index, value, position) in
+        [("text_features", dim + 1, f32::NAN, "[1, 1]"), ("normal_context", 0, f32::INFINITY, "[0, 0, 0]")]
+    {
+        let e = DapoPromptBank::from_bytes(&with_value(bank, tensor, index, value), &origin, &model)
+            .err()
+            .unwrap_or_else(|| panic!("a {value} in `{tensor}` refused"));
+        let text = e.to_string();
+        assert!(matches!(e, LoupeError::PromptBank { .. }), "{e}");
+        assert!(
+            text.contains("bank.safetensors")
+                && text.contains(&format!("tensor `{tensor}`"))
+                && text.contains(position),
+            "{text}"
+        );
+        assert!(text.contains("expected finite values"), "{text}");
+    }
+    // The model's token table goes through the same check.
+    let model = ModelDir::from_source(embedded_with("token_embedding.safetensors", |b| {
+        with_value(b, "token_embedding", 5, f32::NEG_INFINITY)
+    }))
+    .unwrap();
+    let e = DapoPromptBank::embedded(&model).err().expect("an infinite token embedding refused");
+    let text = e.to_string();
+    assert!(text.contains("token_embedding.safetensors") && text.contains("-inf"), "{text}");
+}
+
 #[test]
 fn a_file_missing_from_memory_is_named() {
     let ModelSource::Memory { label, mut files } = ModelSource::embedded() else { unreachable!() };
