@@ -51,8 +51,9 @@ if command -v dpkg-query >/dev/null; then
   for part in cpp gpu; do
     runs "$part" && read -r -a list <<<"${debian[$part]}" && wanted+=("${list[@]}")
   done
-  # The tools venv needs Debian's venv module when python3 is Debian's own.
-  if { runs python || runs torch; } && ! python3 -c 'import ensurepip' 2>/dev/null; then
+  # The tools venv needs Debian's venv package when python3 is Debian's own (a pyenv or conda python has venv).
+  if { runs python || runs torch; } && command -v python3 >/dev/null &&
+    dpkg-query -S "$(readlink -f "$(command -v python3)")" >/dev/null 2>&1; then
     wanted+=(python3-venv)
   fi
   missing=()
