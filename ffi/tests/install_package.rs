@@ -71,16 +71,24 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> Vec<String> {
     String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_string).collect()
 }
 
-/// Runs `examples/c/minimal.c` built as `program` (with no library path in the environment) and checks its verdict.
+/// Runs `examples/c/minimal.c` built as `program` on the parity fixture's configuration, written into `tmp`.
 fn assert_minimal_runs(program: &Path, tmp: &Path) {
     let config = tmp.join("loupe.toml");
     std::fs::write(&config, common::config_toml("")).unwrap();
-    let overlay = tmp.join("overlay.png");
-    let _ = std::fs::remove_file(&overlay);
-    let out = run(Command::new(program).arg(&config).arg(&overlay).env_remove("LD_LIBRARY_PATH"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("score="), "{}: {stdout}", program.display());
-    assert!(overlay.is_file(), "{}: no overlay", program.display());
+    linking::run_minimal(program, &config, tmp);
+}
+
+/// Compiles `examples/c/minimal.c` into `program` with the flags of pkg-config module `module` from `prefix`, then
+/// `extra` link arguments.
+fn compile_with_pkg_config(prefix: &Path, module: &str, program: &Path, extra: &[OsString]) {
+    run(Command::new("cc")
+        .arg("-std=c11")
+        .args(pkg_config(prefix, &["--cflags", module]))
+        .arg(minimal_c())
+        .arg("-o")
+        .arg(program)
+        .args(pkg_config(prefix, &["--libs", module]))
+        .args(extra));
 }
 
 /// Whether `program` loads `libloupe.so.N` at run time (else it holds the static library).
@@ -161,27 +169,14 @@ fn an_outside_pkg_config_build_links_the_installed_package_shared_and_static() {
     let shared = tmp.path().join("minimal-shared");
     let mut rpath = OsString::from("-Wl,-rpath,");
     rpath.push(&libdir[0]);
-    run(Command::new("cc")
-        .arg("-std=c11")
-        .args(pkg_config(&prefix, &["--cflags", "loupe"]))
-        .arg(minimal_c())
-        .arg("-o")
-        .arg(&shared)
-        .args(pkg_config(&prefix, &["--libs", "loupe"]))
-        .arg(rpath));
+    compile_with_pkg_config(&prefix, "loupe", &shared, &[rpath]);
     assert!(needs_shared_library(&shared));
     assert_minimal_runs(&shared, tmp.path());
 
     let static_ = tmp.path().join("minimal-static");
     let libs = pkg_config(&prefix, &["--libs", "loupe-static"]);
     assert!(libs.iter().any(|f| f == "-Wl,-z,noexecstack") && libs.iter().any(|f| f.ends_with("libloupe.a")));
-    run(Command::new("cc")
-        .arg("-std=c11")
-        .args(pkg_config(&prefix, &["--cflags", "loupe-static"]))
-        .arg(minimal_c())
-        .arg("-o")
-        .arg(&static_)
-        .args(libs));
+    compile_with_pkg_config(&prefix, "loupe-static", &static_, &[]);
     assert!(!needs_shared_library(&static_));
     assert_minimal_runs(&static_, tmp.path());
 }

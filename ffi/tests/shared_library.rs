@@ -97,14 +97,7 @@ fn the_package_is_stripped_keeps_its_debug_info_apart_and_links_both_ways() {
 
     let config = tmp.path().join("loupe.toml");
     std::fs::write(&config, common::config_toml("")).unwrap();
-    let run_minimal = |program: &Path| {
-        let overlay = tmp.path().join("overlay.png");
-        let _ = std::fs::remove_file(&overlay);
-        let out = run(Command::new(program).arg(&config).arg(&overlay));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.starts_with("score="), "{}: {stdout}", program.display());
-        assert!(overlay.is_file());
-    };
+    let run_minimal = |program: &Path| linking::run_minimal(program, &config, tmp.path());
     let cc = || {
         let mut cmd = Command::new("cc");
         cmd.args(["-std=c11", "-I"]).arg(dist.join("include")).arg(root.join("examples/c/minimal.c"));

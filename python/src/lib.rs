@@ -209,9 +209,7 @@ impl Engine {
     /// Class names: `normal`, then the defect words (index = type id in `type_map`).
     #[getter]
     fn classes(&self) -> Vec<String> {
-        let mut v = vec!["normal".to_string()];
-        v.extend(self.engine.vocabulary().iter().cloned());
-        v
+        self.engine.text_features().class_names()
     }
 
     /// The model, prompt bank and post-processor, as `{"backbone": {...}, "prompt_bank": {...}, "postprocessor":

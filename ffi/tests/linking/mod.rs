@@ -1,6 +1,6 @@
 //! Shared by the tests that link programs against the built library (`cpp_example.rs`, `cpp_wrapper.rs`,
-//! `shared_library.rs`, `install_package.rs`): building the cdylib and static library where those tests find them, and the system tools
-//! they use (the C++ toolchain with OpenCV).
+//! `shared_library.rs`, `install_package.rs`): building the cdylib and static library where those tests find them,
+//! and the system tools they use (the C++ toolchain with OpenCV).
 
 #![allow(dead_code, clippy::unwrap_used)] // Not every test file uses every helper; a panic is the failure report.
 
@@ -141,6 +141,18 @@ pub fn build_vision_cell(dir: &Path) -> PathBuf {
         .env("LOUPE_LIB_DIR", &lib_dir)
         .env("OUT", &program));
     program
+}
+
+/// Runs `program`, a build of `examples/c/minimal.c`, on the configuration file `config` (with no library path in
+/// the environment: the program must find the library by itself) and checks its verdict and the overlay it writes
+/// into `dir`.
+pub fn run_minimal(program: &Path, config: &Path, dir: &Path) {
+    let overlay = dir.join("overlay.png");
+    let _ = std::fs::remove_file(&overlay);
+    let out = run(Command::new(program).arg(config).arg(&overlay).env_remove("LD_LIBRARY_PATH"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("score="), "{}: {stdout}", program.display());
+    assert!(overlay.is_file(), "{}: no overlay", program.display());
 }
 
 /// Compiles `examples/c/minimal.c` into `program` with `cc -std=c11`, `flags` (warnings, rpath) and `-lloupe` from
