@@ -1,6 +1,6 @@
 //! `loupe inspect`: run the engine over images and folders, writing four outputs per image.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,11 +8,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
 
-use loupe_sdk::{Detection, Engine, LoupeConfig, LoupeError, OwnedImage, Session, render};
+use loupe_sdk::outputs::write_image_outputs;
+use loupe_sdk::{Detection, LoupeConfig, LoupeError, OwnedImage, Session};
 
 use crate::options::EngineOptions;
 use crate::scoring::ScoringOptions;
-use loupe_sdk::report::ImageReport;
 
 /// File extensions taken from folders.
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
@@ -185,29 +185,8 @@ fn inspect_one(
 ) -> Result<Detection, LoupeError> {
     let image = OwnedImage::open_with_limits(path, session.engine().limits())?;
     let d = session.inspect(&image.view())?;
-    let engine: &Engine = session.engine();
     let stem = unique_stem(path, used);
-    let range = d.map_range;
-    let (w, h) = (d.anomaly_map.width as u32, d.anomaly_map.height as u32);
-    let mut rgb = image.view().to_rgb();
-    if rgb.dimensions() != (w, h) {
-        rgb = image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
-    }
-    let files: [(&'static str, String); 3] = [
-        ("heatmap", format!("{stem}_heatmap.png")),
-        ("mask", format!("{stem}_mask.png")),
-        ("overlay", format!("{stem}_overlay.png")),
-    ];
-    let save = |name: &str, result: image::ImageResult<()>| {
-        result.map_err(|e| LoupeError::Image { path: out.join(name), reason: format!("cannot write: {e}") })
-    };
-    save(&files[0].1, render::heatmap(&d.anomaly_map, range).save(out.join(&files[0].1)))?;
-    save(&files[1].1, render::mask_image(&d).save(out.join(&files[1].1)))?;
-    save(&files[2].1, render::overlay(&rgb, &d, range).save(out.join(&files[2].1)))?;
-    let outputs: BTreeMap<&'static str, String> = files.into_iter().collect();
-    let report = ImageReport::new(path.display().to_string(), &d, range, &engine.components(), outputs);
-    let json_path = out.join(format!("{stem}.json"));
-    let text = serde_json::to_string_pretty(&report).map_err(|e| LoupeError::inference("result JSON", e))?;
-    std::fs::write(&json_path, text).map_err(|e| LoupeError::io(&json_path, e))?;
+    let components = session.engine().components();
+    write_image_outputs(out, &stem, &path.display().to_string(), &image.view(), &d, &components)?;
     Ok(d)
 }

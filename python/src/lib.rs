@@ -15,6 +15,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use loupe_sdk::outputs::write_image_outputs;
 use loupe_sdk::report::ImageReport;
 use loupe_sdk::{BoundProfile, Detection, ImageView, LoupeConfig, LoupeError as SdkError, OwnedImage, PixelFormat};
 
@@ -200,10 +201,36 @@ impl Engine {
     }
 
     /// Decodes an image file with Loupe's decoder (PNG, JPEG, BMP, TIFF) and inspects it, as `loupe inspect` does.
-    fn inspect_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<InspectResult> {
+    /// With `out`, also writes the four files `loupe inspect` writes (`<stem>.json`, `<stem>_heatmap.png`,
+    /// `<stem>_mask.png`, `<stem>_overlay.png`; `stem` defaults to the file's stem) into that existing folder,
+    /// recording `path` as given as the image's name.
+    #[pyo3(signature = (path, *, out=None, stem=None))]
+    fn inspect_file(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        out: Option<PathBuf>,
+        stem: Option<String>,
+    ) -> PyResult<InspectResult> {
         let engine = self.engine.clone();
         let image = py.detach(|| OwnedImage::open_with_limits(&path, engine.limits())).map_err(raise)?;
-        self.run_one(py, Pixels { data: image.data, width: image.width, height: image.height, format: image.format })
+        let pixels = Pixels { data: image.data, width: image.width, height: image.height, format: image.format };
+        let result = self
+            .run(py, std::slice::from_ref(&pixels))?
+            .pop()
+            .ok_or_else(|| LoupeError::new_err("engine: no result"))?;
+        if let Some(out) = out {
+            let stem = stem.unwrap_or_else(|| {
+                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into())
+            });
+            let components = self.engine.components();
+            py.detach(|| {
+                let name = path.display().to_string();
+                write_image_outputs(&out, &stem, &name, &pixels.view()?, &result.d, &components)
+            })
+            .map_err(raise)?;
+        }
+        Ok(result)
     }
 
     /// Class names: `normal`, then the defect words (index = type id in `type_map`).

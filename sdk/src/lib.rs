@@ -20,6 +20,7 @@ pub mod features;
 pub mod fusion;
 pub mod image_input;
 pub mod limits;
+pub mod outputs;
 pub mod plugin;
 pub mod profile;
 pub mod reference;

@@ -97,7 +97,8 @@ class Engine:
         format: _Format | None = None,
         bits: int = 16,
     ) -> list[Result]: ...
-    def inspect_file(self, path: _StrPath) -> Result: ...
+    def inspect_file(self, path: _StrPath, *, out: _StrPath | None = None, stem: str | None = None) -> Result:
+        """Decodes and inspects an image file; with `out`, writes the four files `loupe inspect` writes there."""
     @property
     def classes(self) -> list[str]: ...
     @property

@@ -42,7 +42,7 @@ fn gpu_postprocessor(_config: &PostprocessConfig) -> Result<Arc<dyn PostProcesso
     Err(loupe_sdk::LoupeError::Config {
         file: None,
         field: "postprocess.backend".into(),
-        expected: "cpu or auto (this build of loupe-dapo has no GPU support: cargo feature `gpu`)".into(),
+        expected: "cpu or auto (this build has no GPU support: cargo feature `gpu`, e.g. `cargo build --release -p loupe-cli --features full`)".into(),
         found: "gpu".into(),
     })
 }
