@@ -56,6 +56,31 @@
 #define LOUPE_PLUGIN_FORMAT_RGBA8 3
 
 /**
+ * Log levels of [`LoupeHostApi::log`]: an error.
+ */
+#define LOUPE_PLUGIN_LOG_ERROR 1
+
+/**
+ * A warning.
+ */
+#define LOUPE_PLUGIN_LOG_WARN 2
+
+/**
+ * Information.
+ */
+#define LOUPE_PLUGIN_LOG_INFO 3
+
+/**
+ * Debugging detail.
+ */
+#define LOUPE_PLUGIN_LOG_DEBUG 4
+
+/**
+ * Tracing detail.
+ */
+#define LOUPE_PLUGIN_LOG_TRACE 5
+
+/**
  * A caller-owned buffer a plugin writes a NUL-terminated error message into (truncated to `capacity`).
  */
 typedef struct LoupeErrorBuf {
@@ -425,6 +450,13 @@ typedef struct LoupeHostApi {
   int32_t (*register_postprocessor)(void *context,
                                     const struct LoupePostProcessorTable *table,
                                     struct LoupeErrorBuf *err);
+  /**
+   * Writes a log record through the host's logger, so a plugin's warnings (a fallback, say) reach the user.
+   * Appended after the first release: present only when `struct_size` covers it. `level` is one of the
+   * `LOUPE_PLUGIN_LOG_*` values; `target` (e.g. the plugin's name) and `message` are NUL-terminated UTF-8.
+   * Callable from any thread, during and after `register`, for as long as the process lives.
+   */
+  void (*log)(int32_t level, const char *target, const char *message);
 } LoupeHostApi;
 
 /**

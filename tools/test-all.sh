@@ -17,6 +17,8 @@
 #           the Python package (python/): its wheel built and installed there, its tests, mypy on its stubs
 #   torch   their PyTorch tests too: export, reference, training (tools/requirements-torch.txt, installed into the
 #           tools venv: 7.2 GB, 4 min from PyPI here, once). Without it those tests skip themselves
+#   ort     the ONNX Runtime backbone plugin's tests (tests/tests/onnxruntime.rs) against the libonnxruntime of
+#           PyPI's onnxruntime wheel (tools/requirements-ort.txt, installed into the tools venv before cargo test)
 # The Rust workspace's own tests always run. Missing Debian packages are installed when run as root with apt-get
 # (as on CI); otherwise the script stops before building anything, with the command that installs them. A skipped
 # part's Rust tests skip themselves loudly instead of failing (REQUIRE_CPP / REQUIRE_GPU are set only for parts
@@ -26,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_parts=(cpp gpu fuzz python torch)
+all_parts=(cpp gpu fuzz python torch ort)
 declare -A skip=()
 IFS=',' read -r -a asked <<<"${LOUPE_SKIP:-}"
 for name in "${asked[@]}"; do
@@ -52,7 +54,7 @@ if command -v dpkg-query >/dev/null; then
     runs "$part" && read -r -a list <<<"${debian[$part]}" && wanted+=("${list[@]}")
   done
   # The tools venv needs Debian's venv package when python3 is Debian's own (a pyenv or conda python has venv).
-  if { runs python || runs torch; } && command -v python3 >/dev/null &&
+  if { runs python || runs torch || runs ort; } && command -v python3 >/dev/null &&
     dpkg-query -S "$(readlink -f "$(command -v python3)")" >/dev/null 2>&1; then
     wanted+=(python3-venv)
   fi
@@ -91,6 +93,22 @@ ran=(rust)
 if runs cpp; then export REQUIRE_CPP=1; ran+=(cpp); else export REQUIRE_CPP=0; fi
 if runs gpu; then export REQUIRE_GPU=1; ran+=(gpu); else export REQUIRE_GPU=0; fi
 
+venv="${LOUPE_TOOLS_VENV:-target/tools-venv}"
+make_venv() {
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+}
+if runs ort; then
+  # Before cargo test: the ONNX Runtime backbone's tests load this library (REQUIRE_ORT=1: none may skip).
+  echo "== ONNX Runtime for the ort-clip-onnx backbone's tests (tools/requirements-ort.txt in the tools venv)"
+  make_venv
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tools/requirements-ort.txt
+  LOUPE_ORT_LIBRARY="$(cd "$venv" && pwd)/$(cd "$venv" && ls lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* | head -1)"
+  export LOUPE_ORT_LIBRARY REQUIRE_ORT=1
+  ran+=(ort)
+else
+  export REQUIRE_ORT=0
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"
@@ -108,10 +126,7 @@ if runs fuzz; then
 fi
 
 if runs python || runs torch; then
-  venv="${LOUPE_TOOLS_VENV:-target/tools-venv}"
-  if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-  fi
+  make_venv
   pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
   "${pip[@]}" -r tools/requirements-bench.txt
   if runs torch; then

@@ -106,6 +106,21 @@ pub struct ModelConfig {
     /// A Loupe model directory (holding `loupe-model.json`), as written by `tools/loupe_tools/export.py`.
     /// Unset: the embedded default model (`plugins/default-model/`).
     pub dir: Option<PathBuf>,
+    /// Which image encoder runs: `fp32` (the model's own), or `int8` (the quantised encoder a model directory may
+    /// carry, `files.image_encoder_int8`: faster on CPUs, its anomaly maps within a measured distance of fp32's,
+    /// `docs/benchmarks.md`).
+    pub precision: Precision,
+}
+
+/// Numeric precision of the image encoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 32-bit floats: the exported model as it is.
+    #[default]
+    Fp32,
+    /// The int8 (QDQ) encoder quantised by `python -m loupe_tools.quantize`.
+    Int8,
 }
 
 /// Which prompt bank and vocabulary to use.
@@ -206,11 +221,25 @@ pub struct EngineConfig {
     /// Images encoded per backbone call.
     #[schemars(range(min = 1, max = 256))]
     pub batch_size: usize,
+    /// Threads a backbone runs on (tract's matrix products, ONNX Runtime's intra-op pool); 0 = all cores. tract's
+    /// results are bit-identical whatever the count.
+    #[schemars(range(max = 1024))]
+    pub threads: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { batch_size: 4 }
+        Self { batch_size: 4, threads: 0 }
+    }
+}
+
+impl EngineConfig {
+    /// The backbone's thread count: `threads`, or the cores this process may use when it is 0.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 }
 

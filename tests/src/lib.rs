@@ -1,9 +1,12 @@
 //! Helpers shared by Loupe's integration tests: where the fixtures are, building the shared libraries a test
 //! loads (cargo does not build workspace cdylibs for `cargo test`), and compiling C/C++ test plugins.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+use safetensors::SafeTensors;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -90,4 +93,66 @@ pub fn compile_plugin(compiler: &str, source: &Path, out: &Path) -> Option<PathB
             None
         }
     }
+}
+
+/// A safetensors file of expected outputs (f32 tensors) with its metadata, as the Python tools write them.
+pub struct Expected {
+    /// Tensors by name: shape and values.
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// The file's metadata.
+    pub meta: HashMap<String, String>,
+}
+
+impl Expected {
+    /// Reads `dir/expected.safetensors`.
+    pub fn load(dir: &Path) -> Self {
+        Self::load_file(&dir.join("expected.safetensors"))
+    }
+
+    /// Reads one such file.
+    pub fn load_file(path: &Path) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let st = SafeTensors::deserialize(&bytes).expect("expected.safetensors parses");
+        let (_, header) = SafeTensors::read_metadata(&bytes).expect("metadata");
+        let tensors = st
+            .tensors()
+            .into_iter()
+            .map(|(name, v)| {
+                let data = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                (name, (v.shape().to_vec(), data))
+            })
+            .collect();
+        Self { tensors, meta: header.metadata().clone().unwrap_or_default() }
+    }
+
+    /// The values of tensor `name` (panics if absent).
+    pub fn get(&self, name: &str) -> &[f32] {
+        &self.tensors.get(name).unwrap_or_else(|| panic!("expected tensor `{name}` missing")).1
+    }
+
+    /// A metadata entry holding a JSON list of strings.
+    pub fn list(&self, key: &str) -> Vec<String> {
+        serde_json::from_str(&self.meta[key]).unwrap_or_else(|e| panic!("metadata `{key}`: {e}"))
+    }
+}
+
+/// Largest difference allowed between Loupe and a reference.
+pub const TOLERANCE: f32 = 1e-4;
+
+/// Asserts `found` equals `expected` within [`TOLERANCE`], naming the worst index.
+#[track_caller]
+pub fn assert_close(what: &str, found: &[f32], expected: &[f32]) {
+    assert_eq!(found.len(), expected.len(), "{what}: length");
+    let (i, diff) = found
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold((0, 0.0f32), |best, (i, d)| if d > best.1 || d.is_nan() { (i, d) } else { best });
+    assert!(
+        diff <= TOLERANCE,
+        "{what}: max abs difference {diff} at index {i} (found {}, expected {})",
+        found[i],
+        expected[i]
+    );
 }

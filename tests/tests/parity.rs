@@ -9,16 +9,13 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use loupe_dapo::{ClipOnnxBackbone, DapoPostProcessor, DapoPromptBank, ModelDir};
 use loupe_sdk::config::PostprocessConfig;
 use loupe_sdk::{Backbone, Engine, LoupeConfig, OwnedImage, PromptBank};
-use safetensors::SafeTensors;
-
-const TOLERANCE: f32 = 1e-4;
+use loupe_tests::{Expected, assert_close};
 
 /// The committed fixtures, or `LOUPE_PARITY_DIR` alone when it is set.
 fn fixture_dirs() -> Vec<PathBuf> {
@@ -29,54 +26,6 @@ fn fixture_dirs() -> Vec<PathBuf> {
             .map(|f| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(f))
             .collect(),
     }
-}
-
-struct Expected {
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-    meta: HashMap<String, String>,
-}
-
-impl Expected {
-    fn load(dir: &Path) -> Self {
-        let path = dir.join("expected.safetensors");
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let st = SafeTensors::deserialize(&bytes).expect("expected.safetensors parses");
-        let (_, header) = SafeTensors::read_metadata(&bytes).expect("metadata");
-        let tensors = st
-            .tensors()
-            .into_iter()
-            .map(|(name, v)| {
-                let data = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-                (name, (v.shape().to_vec(), data))
-            })
-            .collect();
-        Self { tensors, meta: header.metadata().clone().unwrap_or_default() }
-    }
-
-    fn get(&self, name: &str) -> &[f32] {
-        &self.tensors.get(name).unwrap_or_else(|| panic!("expected tensor `{name}` missing")).1
-    }
-
-    fn list(&self, key: &str) -> Vec<String> {
-        serde_json::from_str(&self.meta[key]).unwrap_or_else(|e| panic!("metadata `{key}`: {e}"))
-    }
-}
-
-#[track_caller]
-fn assert_close(what: &str, found: &[f32], expected: &[f32]) {
-    assert_eq!(found.len(), expected.len(), "{what}: length");
-    let (i, diff) = found
-        .iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs())
-        .enumerate()
-        .fold((0, 0.0f32), |best, (i, d)| if d > best.1 || d.is_nan() { (i, d) } else { best });
-    assert!(
-        diff <= TOLERANCE,
-        "{what}: max abs difference {diff} at index {i} (found {}, expected {})",
-        found[i],
-        expected[i]
-    );
 }
 
 struct Pipeline {

@@ -82,6 +82,14 @@ ARCHS: dict[str, ArchConfig] = {
         default_input_size=64, default_feature_layers=(1, 2, 3, 4),
         default_visual_prompts=2, default_text_deep_prompts=2,
     ),
+    # `tiny` as the DAPO authors' code can run it (their prompt learner hard-codes 77 text positions), with 3 text
+    # blocks so that deep text prompts on 2 of them exercise their drop-after-depth path: the committed fixture of
+    # `loupe_tools.authors_parity`.
+    "tiny-authors": ArchConfig(
+        name="tiny-authors", image_size=56, patch_size=8, width=32, layers=4, heads=2,
+        text_width=16, text_layers=3, text_heads=2, embed_dim=16, context_length=77,
+        default_input_size=64, default_feature_layers=(1, 2, 3, 4),
+    ),
 }
 
 

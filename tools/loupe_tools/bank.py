@@ -30,6 +30,10 @@ NORMAL_SUFFIX = "flawless object"
 DEFECT_SUFFIX = "anomaly object"
 CONTEXT_STD = 0.02
 DEEP_PROMPT_STD = 0.02
+# Prompt conventions (clip_model.TextConvention); "loupe" is what a bank without the metadata field means.
+LOUPE_CONVENTION = "loupe"
+AUTHORS_CONVENTION = "dapo-authors"
+PROMPT_CONVENTIONS = (LOUPE_CONVENTION, AUTHORS_CONVENTION)
 
 
 @dataclass
@@ -41,12 +45,13 @@ class PromptBank:
     words: list[str]
     model_id: str
     embed_dim: int
-    text_deep_prompts: Optional[np.ndarray] = None  # [text_layers, n_deep, text_width]
+    text_deep_prompts: Optional[np.ndarray] = None  # [deep-prompt layers, n_deep, text_width]
     text_features: Optional[np.ndarray] = None  # [1 + K, embed_dim], L2-normalised
     normal_suffix: str = NORMAL_SUFFIX
     defect_suffix: str = DEFECT_SUFFIX
     name: str = ""
     extra_metadata: dict[str, str] = field(default_factory=dict)
+    prompt_convention: str = LOUPE_CONVENTION  # must equal the model's text convention
 
     @property
     def groups(self) -> int:
@@ -68,8 +73,16 @@ class PromptBank:
         """Number of deep text prompt tokens (0 if none)."""
         return 0 if self.text_deep_prompts is None else int(self.text_deep_prompts.shape[1])
 
+    @property
+    def placeholders(self) -> int:
+        """Tokens a prompt reserves for the deep prompts: ``n_deep`` in Loupe's convention, 0 in the authors'
+        (their text tower inserts the deep prompts instead)."""
+        return self.n_deep if self.prompt_convention == LOUPE_CONVENTION else 0
+
     def validate(self) -> None:
         """Check shapes against each other; raises ``ValueError``."""
+        if self.prompt_convention not in PROMPT_CONVENTIONS:
+            raise ValueError(f"unknown prompt_convention {self.prompt_convention!r}; known: {list(PROMPT_CONVENTIONS)}")
         if self.normal_context.ndim != 3 or self.normal_context.shape != self.defect_context.shape:
             raise ValueError(f"context shapes differ: {self.normal_context.shape} vs {self.defect_context.shape}")
         if self.text_deep_prompts is not None and (
@@ -92,6 +105,8 @@ def write_bank(path: Path, bank: PromptBank) -> None:
     if bank.text_features is not None:
         tensors["text_features"] = np.ascontiguousarray(bank.text_features, dtype=np.float32)
     meta = dict(bank.extra_metadata)
+    if bank.prompt_convention != LOUPE_CONVENTION:  # absent means Loupe's: older readers see no new field
+        meta["prompt_convention"] = bank.prompt_convention
     meta.update(
         {
             "format": FORMAT,
@@ -115,7 +130,8 @@ def read_bank(path: Path) -> PromptBank:
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file")
     t = load_file(str(path))
-    known = {"format", "format_version", "model_id", "embed_dim", "text_width", "words", "normal_suffix", "defect_suffix", "name"}
+    known = {"format", "format_version", "model_id", "embed_dim", "text_width", "words", "normal_suffix", "defect_suffix", "name",
+             "prompt_convention"}
     bank = PromptBank(
         normal_context=t["normal_context"],
         defect_context=t["defect_context"],
@@ -128,6 +144,7 @@ def read_bank(path: Path) -> PromptBank:
         defect_suffix=meta["defect_suffix"],
         name=meta.get("name", ""),
         extra_metadata={k: v for k, v in meta.items() if k not in known},
+        prompt_convention=meta.get("prompt_convention", LOUPE_CONVENTION),
     )
     if int(meta["text_width"]) != bank.text_width:
         raise ValueError(f"{path}: text_width metadata {meta['text_width']} != tensors' {bank.text_width}")
@@ -209,7 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             groups=args.groups,
             n_ctx=args.n_ctx,
             text_width=text["width"],
-            text_layers=text["layers"],
+            text_layers=text.get("deep_prompt_layers", text["layers"]),
             n_deep=text["deep_prompts"],
             words=words,
             model_id=info["model_id"],
@@ -218,6 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     else:
         bank = bank_from_dapo_weights(args.dapo_weights, words, info["model_id"], info["embed_dim"], args.name)
+    bank.prompt_convention = text.get("prompt_convention", LOUPE_CONVENTION)
     if bank.n_deep != text["deep_prompts"]:
         raise SystemExit(f"bank has {bank.n_deep} deep text prompts, model wants {text['deep_prompts']}")
     if args.cache_features:

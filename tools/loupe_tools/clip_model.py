@@ -11,9 +11,12 @@ DAPO extras (see docs/model-format.md, section 1):
   ``[CLS, P[1], patches]``; before block ``b >= 2`` the prompt positions become
   ``0.01 * h + 0.99 * P[b]``.
 - text deep prompts are an *input* of the text encoder (they live in the prompt bank): before block 1
-  positions ``1..=n`` are replaced by ``deep[0]``, before block ``b >= 2`` by ``0.01 * h + 0.99 * deep[b-1]``.
+  positions ``1..=n`` are replaced by ``deep[0]``, before block ``b >= 2`` by ``0.01 * h + 0.99 * deep[b-1]``
+  (``b <= deep_layers``), under the causal mask. The ``dapo-authors`` text convention (``TextConvention``) computes
+  what the DAPO authors' code computes instead; docs/model-format.md, section 1.
 - ``visual.adapters.{j}``: one ``Linear(width, embed_dim)`` per feature layer, on the raw residual stream.
-- positional-embedding resize (bicubic, ``align_corners=False``) to a new grid.
+- positional-embedding resize (bicubic, ``align_corners=False``, optionally antialiased as open_clip does) to a
+  new grid.
 - intermediate layer outputs (``feature_layers``, 1-based).
 
 Attention is written out with plain tensor ops (no fused kernels), so tracing to ONNX gives the same graph
@@ -33,6 +36,15 @@ from torch import nn
 from .archs import ArchConfig
 
 PatchFeatures = Literal["adapter", "ln_post_proj"]
+# How the text tower runs hybrid prompts with deep prompts:
+# - "loupe": deep prompts replace n placeholder tokens of the prompt, causal mask, pooled at the end of text.
+# - "dapo-authors": as the DAPO authors' code (open_clip fork, `Transformer.forward` text path): no attention mask;
+#   before block 1 the n deep prompts are inserted after the start token (context length + n tokens, no positional
+#   embedding on them); blocks 2..deep_layers mix them progressively; after block deep_layers + 1 they are dropped
+#   again (never, when deep_layers equals the tower's layers); pooled at the end-of-text index of the prompt
+#   *without* them, in whatever the sequence is at the end.
+TextConvention = Literal["loupe", "dapo-authors"]
+TEXT_CONVENTIONS: tuple[TextConvention, ...] = ("loupe", "dapo-authors")
 PROMPT_KEEP = 0.01  # weight of the previous block's output at prompt positions
 PROMPT_NEW = 0.99  # weight of the layer's learned prompt
 
@@ -126,15 +138,24 @@ def _replace_prompts(x: torch.Tensor, prompt: torch.Tensor, n: int) -> torch.Ten
 
 
 def _insert_prompts(x: torch.Tensor, prompt: torch.Tensor, n: int) -> torch.Tensor:
-    """``[CLS, patches]`` -> ``[CLS, prompt, patches]`` (``prompt``: ``[n, width]``)."""
+    """``[CLS, rest]`` -> ``[CLS, prompt, rest]`` (``prompt``: ``[n, width]``)."""
     fill = _broadcast_prompt(prompt, x[:, 1 : 1 + n])
     return torch.cat([x[:, :1], fill, x[:, 1:]], dim=1)
 
 
-def resize_positional_embedding(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
+def _drop_prompts(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``[SOT, prompt (n), rest]`` -> ``[SOT, rest]``."""
+    return torch.cat([x[:, :1], x[:, 1 + n :]], dim=1)
+
+
+def resize_positional_embedding(
+    pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int], antialias: bool = False
+) -> torch.Tensor:
     """Resize a ``[1 + gh*gw, width]`` positional embedding (class token first) to a new grid.
 
-    Bicubic interpolation, ``align_corners=False``, no antialiasing; the class token's row is kept.
+    Bicubic interpolation, ``align_corners=False``; the class token's row is kept. ``antialias=True`` is what
+    open_clip's ``resize_pos_embed`` does (and so the DAPO authors' models): PyTorch's antialiased bicubic uses a
+    different kernel (``a = -0.5``) even when enlarging, so the two differ whenever the grid changes.
     """
     if old_grid == new_grid:
         return pos.clone()
@@ -143,7 +164,7 @@ def resize_positional_embedding(pos: torch.Tensor, old_grid: tuple[int, int], ne
     if grid_pos.shape[0] != old_grid[0] * old_grid[1]:
         raise ValueError(f"positional embedding has {grid_pos.shape[0]} grid rows, expected {old_grid}")
     img = grid_pos.reshape(1, old_grid[0], old_grid[1], width).permute(0, 3, 1, 2)
-    img = F.interpolate(img, size=new_grid, mode="bicubic", align_corners=False)
+    img = F.interpolate(img, size=new_grid, mode="bicubic", align_corners=False, antialias=antialias)
     grid_pos = img.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], width)
     return torch.cat([cls_pos, grid_pos], dim=0)
 
@@ -187,9 +208,9 @@ class VisionTransformer(nn.Module):
             [nn.Linear(w, arch.embed_dim) for _ in feature_layers] if patch_features == "adapter" else []
         )
 
-    def set_grid(self, grid: tuple[int, int]) -> None:
+    def set_grid(self, grid: tuple[int, int], antialias: bool = False) -> None:
         """Resize the positional embedding to ``grid`` (``[gh, gw]``) in place."""
-        new = resize_positional_embedding(self.positional_embedding.data, self.grid, grid)
+        new = resize_positional_embedding(self.positional_embedding.data, self.grid, grid, antialias)
         self.positional_embedding = nn.Parameter(new)
         self.grid = grid
 
@@ -251,12 +272,21 @@ class LoupeClip(nn.Module):
         visual_prompts: int = 0,
         text_deep_prompts: int = 0,
         patch_features: PatchFeatures = "ln_post_proj",
+        text_convention: TextConvention = "loupe",
+        text_deep_layers: Optional[int] = None,
     ) -> None:
         super().__init__()
+        if text_convention not in TEXT_CONVENTIONS:
+            raise ValueError(f"unknown text convention {text_convention!r}; known: {list(TEXT_CONVENTIONS)}")
+        deep_layers = arch.text_layers if text_deep_layers is None else text_deep_layers
+        if not 1 <= deep_layers <= arch.text_layers:
+            raise ValueError(f"text deep-prompt layers {deep_layers} out of 1..{arch.text_layers}")
         self.arch = arch
         layers = tuple(feature_layers) if feature_layers else arch.default_feature_layers
         self.visual = VisionTransformer(arch, layers, visual_prompts, patch_features)
         self.text_deep_prompts = text_deep_prompts
+        self.text_convention: TextConvention = text_convention
+        self.text_deep_layers = deep_layers
         self.context_length = arch.context_length
         self.token_embedding = nn.Embedding(arch.vocab_size, arch.text_width)
         self.positional_embedding = nn.Parameter(torch.empty(arch.context_length, arch.text_width))
@@ -275,20 +305,33 @@ class LoupeClip(nn.Module):
         eot_index: torch.Tensor,
         deep_prompts: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Text encoder on token embeddings (positional embeddings not yet added) -> ``[P, D]``."""
+        """Text encoder on token embeddings (positional embeddings not yet added) -> ``[P, D]``.
+
+        ``deep_prompts``: ``[text_deep_layers, n, width]``; how they enter depends on ``text_convention``.
+        """
         n = self.text_deep_prompts
         if n > 0 and deep_prompts is None:
             raise ValueError("this model has text deep prompts: pass deep_prompts")
+        authors = self.text_convention == "dapo-authors"
+        depth = self.text_deep_layers
+        mask = None if authors else self.attn_mask
         x = prompt_embeddings + self.positional_embedding.unsqueeze(0)
         for b, block in enumerate(self.transformer.resblocks):
             if n > 0 and deep_prompts is not None:
                 if b == 0:
-                    x = _replace_prompts(x, deep_prompts[0], n)
-                else:
+                    x = _insert_prompts(x, deep_prompts[0], n) if authors else _replace_prompts(x, deep_prompts[0], n)
+                elif b < depth:
                     x = _progressive_prompts(x, deep_prompts[b], n)
-            x = block(x, self.attn_mask)
+            x = block(x, mask)
+            if authors and n > 0 and b == depth:
+                x = _drop_prompts(x, n)
         pooled = x[torch.arange(x.shape[0]), eot_index]
         return self.ln_final(pooled) @ self.text_projection
+
+    @property
+    def text_placeholders(self) -> int:
+        """Placeholder tokens a prompt reserves for the deep prompts (none when they are inserted)."""
+        return self.text_deep_prompts if self.text_convention == "loupe" else 0
 
     def encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Plain CLIP text encoding of token ids ``[P, C]`` (EOT = argmax id), without deep prompts."""
@@ -296,12 +339,12 @@ class LoupeClip(nn.Module):
             raise ValueError("encode_text_tokens is for models without text deep prompts")
         return self.encode_text_embeddings(self.token_embedding(tokens), tokens.argmax(dim=-1))
 
-    def set_input_size(self, input_size: tuple[int, int]) -> None:
-        """Resize the visual positional embedding for an ``[H, W]`` input."""
+    def set_input_size(self, input_size: tuple[int, int], antialias: bool = False) -> None:
+        """Resize the visual positional embedding for an ``[H, W]`` input (see ``resize_positional_embedding``)."""
         p = self.visual.patch_size
         if input_size[0] % p or input_size[1] % p:
             raise ValueError(f"input size {input_size} not a multiple of the patch size {p}")
-        self.visual.set_grid((input_size[0] // p, input_size[1] // p))
+        self.visual.set_grid((input_size[0] // p, input_size[1] // p), antialias)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -143,6 +143,17 @@ def build_model(args: argparse.Namespace) -> BuiltModel:
     return BuiltModel(model.eval(), args.name or name, source)
 
 
+def text_convention_json(model: LoupeClip) -> dict[str, Any]:
+    """The optional ``text`` fields: written only when they differ from Loupe's defaults, so that models exported
+    before they existed keep their JSON (and model id) unchanged."""
+    out: dict[str, Any] = {}
+    if model.text_convention != "loupe":
+        out["prompt_convention"] = model.text_convention
+    if model.text_deep_layers != model.arch.text_layers:
+        out["deep_prompt_layers"] = model.text_deep_layers
+    return out
+
+
 def model_json(model: LoupeClip, name: str, source: str, model_id: str) -> dict[str, Any]:
     """The ``loupe-model.json`` content for an exported model."""
     arch = model.arch
@@ -177,6 +188,7 @@ def model_json(model: LoupeClip, name: str, source: str, model_id: str) -> dict[
             "sot_token": SOT_TOKEN,
             "eot_token": EOT_TOKEN,
             "deep_prompts": model.text_deep_prompts,
+            **text_convention_json(model),
         },
         "files": {"image_encoder": IMAGE_ENCODER, "text_encoder": TEXT_ENCODER, "token_embedding": TOKEN_EMBEDDING},
     }
@@ -212,7 +224,7 @@ def verify_onnx(model: LoupeClip, out: Path, batch: int = 2, seed: int = 0) -> d
     feeds: dict[str, np.ndarray] = {"prompt_embeddings": emb, "eot_index": eot}
     deep_t: Optional[torch.Tensor] = None
     if model.text_deep_prompts > 0:
-        deep = (0.02 * rng.standard_normal((arch.text_layers, model.text_deep_prompts, arch.text_width))).astype(np.float32)
+        deep = (0.02 * rng.standard_normal((model.text_deep_layers, model.text_deep_prompts, arch.text_width))).astype(np.float32)
         feeds["deep_prompts"] = deep
         deep_t = torch.from_numpy(deep)
     tsess = ort.InferenceSession(str(out / TEXT_ENCODER), providers=["CPUExecutionProvider"])

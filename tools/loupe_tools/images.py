@@ -4,7 +4,7 @@ an alpha channel is dropped (not composited)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,3 +34,15 @@ def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> n
     m = np.asarray(mean, dtype=np.float32)
     s = np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(((x - m) / s).transpose(2, 0, 1))
+
+
+def encoder_input(path: Path, info: dict[str, Any]) -> np.ndarray:
+    """``[1, 3, H, W]`` float32 for the image encoder of the model ``info`` (its ``loupe-model.json``): resized to
+    the input size (PIL bicubic; Loupe's own resize is Catmull-Rom, so pixels of resized images differ slightly),
+    CLIP-normalised."""
+    img = info["image"]
+    h, w = img["input_size"]
+    rgb = load_rgb8(path)
+    if rgb.shape[:2] != (h, w):
+        rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BICUBIC))
+    return normalize(rgb, img["mean"], img["std"])[None]

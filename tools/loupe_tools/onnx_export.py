@@ -67,7 +67,7 @@ def export_text_encoder(model: LoupeClip, path: Path, trace_prompts: int = 3) ->
     names = ["prompt_embeddings", "eot_index"]
     args: tuple[torch.Tensor, ...] = (emb, eot)
     if model.text_deep_prompts > 0:
-        args = args + (torch.zeros(arch.text_layers, model.text_deep_prompts, arch.text_width),)
+        args = args + (torch.zeros(model.text_deep_layers, model.text_deep_prompts, arch.text_width),)
         names.append("deep_prompts")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

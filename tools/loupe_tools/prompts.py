@@ -6,7 +6,8 @@ Layout of group g (positions 0-based, length ``context_length``)::
     [SOT] [deep placeholder] x n_deep [ctx_1 .. ctx_nctx] bpe(word) bpe(suffix) [EOT] [0 ...]
 
 The normal prompt has no word. Placeholders and context positions hold id 0 in ``ids``; their embeddings are
-zeros (deep placeholders) or the bank's context vectors.
+zeros (deep placeholders) or the bank's context vectors. ``n_deep`` counts placeholders: the prompt bank's
+``n_deep`` in Loupe's convention, 0 in the DAPO authors' (their text tower inserts the deep prompts after SOT).
 """
 
 from __future__ import annotations

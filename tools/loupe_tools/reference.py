@@ -43,6 +43,8 @@ class DapoReference:
         self.token_embedding = token_embedding
         if bank.n_deep != model.text_deep_prompts:
             raise ValueError(f"bank has {bank.n_deep} deep text prompts, model wants {model.text_deep_prompts}")
+        if bank.prompt_convention != model.text_convention:
+            raise ValueError(f"bank prompt_convention {bank.prompt_convention!r} != model's {model.text_convention!r}")
 
     @torch.no_grad()
     def _encode_text(self, emb: np.ndarray, eot: np.ndarray, deep: Optional[np.ndarray]) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from .bank import PromptBank
 from .prompts import Encode, state_prompts
 
-# (prompt_embeddings [P, C, W], eot_index [P], deep_prompts [layers, n, W] or None) -> [P, D]
+# (prompt_embeddings [P, C, W], eot_index [P], deep_prompts [deep layers, n, W] or None) -> [P, D]
 TextEncoderFn = Callable[[np.ndarray, np.ndarray, Optional[np.ndarray]], np.ndarray]
 
 
@@ -37,7 +37,7 @@ def state_text_features(
     states: list[tuple[Optional[str], str, np.ndarray]] = [(None, bank.normal_suffix, bank.normal_context)]
     states += [(w, bank.defect_suffix, bank.defect_context) for w in words]
     for word, suffix, contexts in states:
-        emb, eot = state_prompts(encode, word, suffix, contexts, token_embedding, bank.n_deep, context_length)
+        emb, eot = state_prompts(encode, word, suffix, contexts, token_embedding, bank.placeholders, context_length)
         out = np.asarray(encoder(emb, eot, bank.text_deep_prompts), dtype=np.float32)
         rows.append(out.mean(axis=0, dtype=np.float32))
     return l2_normalize(np.stack(rows))

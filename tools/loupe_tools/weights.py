@@ -17,7 +17,7 @@ import torch
 from safetensors.numpy import load_file as load_np, save_file as save_np
 
 from .archs import ArchConfig
-from .clip_model import LoupeClip, PatchFeatures
+from .clip_model import LoupeClip, PatchFeatures, TextConvention
 
 REFERENCE_WEIGHTS_FORMAT = "loupe-reference-weights"
 TOKEN_EMBEDDING_KEY = "token_embedding.weight"
@@ -174,6 +174,8 @@ def save_reference_weights(model: LoupeClip, path: Path) -> None:
         "visual_prompts": str(model.visual.n_prompts),
         "text_deep_prompts": str(model.text_deep_prompts),
         "patch_features": model.visual.patch_features,
+        "text_convention": model.text_convention,
+        "text_deep_layers": str(model.text_deep_layers),
     }
     save_np(tensors, str(path), metadata=meta)
 
@@ -189,12 +191,15 @@ def load_reference_weights(path: Path, token_embedding: np.ndarray) -> LoupeClip
         raise ValueError(f"{path}: not a {REFERENCE_WEIGHTS_FORMAT} file")
     arch = ArchConfig.from_json(meta["arch"])
     patch_features: PatchFeatures = "adapter" if meta["patch_features"] == "adapter" else "ln_post_proj"
+    convention: TextConvention = "dapo-authors" if meta.get("text_convention") == "dapo-authors" else "loupe"
     model = LoupeClip(
         arch,
         feature_layers=tuple(json.loads(meta["feature_layers"])),
         visual_prompts=int(meta["visual_prompts"]),
         text_deep_prompts=int(meta["text_deep_prompts"]),
         patch_features=patch_features,
+        text_convention=convention,
+        text_deep_layers=int(meta["text_deep_layers"]) if "text_deep_layers" in meta else None,
     )
     h, w = json.loads(meta["input_size"])
     model.set_input_size((h, w))

@@ -22,7 +22,7 @@ from loupe_tools.prompts import layout_prompt, prompt_embedding
 TOOLS = Path(__file__).resolve().parents[1]
 LIGHT_MODULES = [
     "archs", "model_dir", "bank", "prompts", "images", "text_features", "synth_images", "metrics_reference",
-    "make_mvtec_mini", "bench", "train.dataset", "train.synth", "train.synth_eval",
+    "make_mvtec_mini", "bench", "quantize", "train.dataset", "train.synth", "train.synth_eval",
 ]
 
 

@@ -2,44 +2,161 @@
 
 use std::path::Path;
 
+use loupe_sdk::config::Precision;
 use loupe_sdk::{Backbone, ComponentInfo, ImageFeatures, ImageView, InputGeometry, LoupeError, Result};
+use tract_onnx::prelude::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
 
 use crate::model_dir::ModelDir;
 use crate::onnx::{InputSpec, Plan, load_plan, output_f32};
 use crate::preprocess::push_normalized;
 
+/// How the tract plan takes its batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PlanShape {
+    /// [`PlanShape::PerImage`] for small encoders, [`PlanShape::Batch`] for large ones (see [`PER_IMAGE_MAX_BYTES`]).
+    #[default]
+    Auto,
+    /// One plan with a symbolic batch axis: a call's images run together, its matrix products spread over the
+    /// threads.
+    Batch,
+    /// A plan for one image, all shapes known: a call's images run one by one, spread over the threads.
+    PerImage,
+}
+
+/// Encoders whose ONNX file is smaller than this get a per-image plan under [`PlanShape::Auto`]. Measured here
+/// (`docs/benchmarks.md`): with every shape known tract fuses the element-wise work of the default model's blocks
+/// into its matrix products (33 ms per image against 35 with a symbolic batch, one thread), while for ViT-B/16
+/// (350 MB) it repacks weights on every run (800 ms against 567).
+pub const PER_IMAGE_MAX_BYTES: usize = 32 << 20;
+
 /// Runs `image_encoder.onnx` of a Loupe model (a directory, or the embedded default model).
 pub struct ClipOnnxBackbone {
     plan: Plan,
+    per_image: bool,
     geometry: InputGeometry,
     info: ComponentInfo,
+    threads: usize,
+    /// tract's matrix products (and element-wise ops) spread over this many threads; each output tile is computed
+    /// by the same kernel whatever the thread count, so results are bit-identical across thread counts.
+    executor: Executor,
 }
 
 impl ClipOnnxBackbone {
-    /// Loads the image encoder of the model directory at `dir`.
+    /// Loads the image encoder of the model directory at `dir` (fp32, one thread).
     pub fn load(dir: &Path) -> Result<Self> {
         Self::from_model_dir(&ModelDir::open(dir)?)
     }
 
-    /// Loads the image encoder of an opened model (on disk or in memory).
+    /// Loads the fp32 image encoder of an opened model (on disk or in memory), to run on one thread.
     pub fn from_model_dir(model: &ModelDir) -> Result<Self> {
+        Self::with_settings(model, Precision::Fp32, 1)
+    }
+
+    /// Loads the image encoder of `precision` (`Int8`: the model's quantised encoder) to run on `threads` threads.
+    pub fn with_settings(model: &ModelDir, precision: Precision, threads: usize) -> Result<Self> {
+        Self::with_plan(model, precision, threads, PlanShape::Auto)
+    }
+
+    /// As [`ClipOnnxBackbone::with_settings`], with the plan's shape chosen.
+    pub fn with_plan(model: &ModelDir, precision: Precision, threads: usize, shape: PlanShape) -> Result<Self> {
         let geometry = model.geometry();
         let [h, w] = geometry.input_size;
+        let file = model.image_encoder_file(precision)?;
+        let bytes = model.read(file)?;
+        let per_image = match shape {
+            PlanShape::Auto => bytes.len() < PER_IMAGE_MAX_BYTES,
+            PlanShape::Batch => false,
+            PlanShape::PerImage => true,
+        };
         let inputs = [InputSpec {
             name: "image",
             datum: f32::datum_type(),
-            shape: vec![None, Some(3), Some(h as usize), Some(w as usize)],
+            shape: vec![per_image.then_some(1), Some(3), Some(h as usize), Some(w as usize)],
         }];
-        let file = &model.meta.files.image_encoder;
-        let plan = load_plan(&model.read(file)?, &model.label(file), &inputs, &["global", "patch_tokens"])?;
+        let plan = load_plan(&bytes, &model.label(file), &inputs, &["global", "patch_tokens"])?;
         let info = ComponentInfo {
             kind: "dapo-clip-onnx".into(),
             name: model.meta.name.clone(),
             id: model.meta.model_id.clone(),
         };
-        Ok(Self { plan, geometry, info })
+        let threads = threads.max(1);
+        let executor =
+            if threads > 1 { Executor::multithread_with_name(threads, "loupe-tract") } else { Executor::SingleThread };
+        Ok(Self { plan, per_image, geometry, info, threads, executor })
     }
+
+    /// Runs the plan once on `images` (one image with a per-image plan) with `executor`'s threads.
+    fn run(&self, images: &[ImageView<'_>], executor: Executor) -> Result<Vec<ImageFeatures>> {
+        let g = &self.geometry;
+        let [h, w] = g.input_size;
+        let (n, d, layers, cells) = (images.len(), g.feature_dim, g.layers, g.grid[0] * g.grid[1]);
+        let tensor = Tensor::from_shape(&[n, 3, h as usize, w as usize], &encoder_input(images, g))
+            .map_err(|e| LoupeError::inference("image encoder input", e))?;
+        let out = multithread_tract_scope(executor, || self.plan.run(tvec!(tensor.into())))
+            .map_err(|e| LoupeError::inference("image encoder", format!("{e:#}")))?;
+        let global = output_f32(&out[0], &[n, d], "image encoder output `global`")?;
+        let patches = output_f32(&out[1], &[n, layers, cells, d], "image encoder output `patch_tokens`")?;
+        Ok(split_outputs(&global, &patches, n, g))
+    }
+
+    /// A per-image plan over several images: groups of them on scoped threads, each group one image at a time on
+    /// one thread (the same arithmetic as on one thread, so the same bits).
+    fn run_spread(&self, images: &[ImageView<'_>]) -> Result<Vec<ImageFeatures>> {
+        let group = images.len().div_ceil(self.threads);
+        let results: Vec<Result<Vec<ImageFeatures>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = images
+                .chunks(group)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(chunk.len());
+                        for image in chunk {
+                            out.extend(self.run(std::slice::from_ref(image), Executor::SingleThread)?);
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| Err(LoupeError::inference("image encoder", "a worker thread panicked")))
+                })
+                .collect()
+        });
+        let mut features = Vec::with_capacity(images.len());
+        for r in results {
+            features.extend(r?);
+        }
+        Ok(features)
+    }
+}
+
+/// The `[N, 3, H, W]` encoder input of a batch: each image resized and normalised ([`push_normalized`]).
+pub fn encoder_input(images: &[ImageView<'_>], g: &InputGeometry) -> Vec<f32> {
+    let [h, w] = g.input_size;
+    let mut input = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
+    for image in images {
+        push_normalized(image, g, &mut input);
+    }
+    input
+}
+
+/// Splits an encoder's batch outputs, `global` `[N, D]` and `patch_tokens` `[N, layers, cells, D]` (shapes
+/// already checked), into one [`ImageFeatures`] per image.
+pub fn split_outputs(global: &[f32], patches: &[f32], n: usize, g: &InputGeometry) -> Vec<ImageFeatures> {
+    let (d, layers) = (g.feature_dim, g.layers);
+    let per_image = layers * g.grid[0] * g.grid[1] * d;
+    (0..n)
+        .map(|i| ImageFeatures {
+            global: global[i * d..(i + 1) * d].to_vec(),
+            patches: patches[i * per_image..(i + 1) * per_image].to_vec(),
+            layers,
+            grid_h: g.grid[0],
+            grid_w: g.grid[1],
+            dim: d,
+        })
+        .collect()
 }
 
 impl Backbone for ClipOnnxBackbone {
@@ -52,34 +169,15 @@ impl Backbone for ClipOnnxBackbone {
     }
 
     fn encode(&self, images: &[ImageView<'_>]) -> Result<Vec<ImageFeatures>> {
-        if images.is_empty() {
-            return Ok(Vec::new());
+        match images.len() {
+            0 => Ok(Vec::new()),
+            _ if !self.per_image => self.run(images, self.executor.clone()),
+            1 => self.run(images, self.executor.clone()),
+            _ if self.threads > 1 => self.run_spread(images),
+            _ => images.iter().try_fold(Vec::with_capacity(images.len()), |mut out, image| {
+                out.extend(self.run(std::slice::from_ref(image), Executor::SingleThread)?);
+                Ok(out)
+            }),
         }
-        let g = &self.geometry;
-        let [h, w] = g.input_size;
-        let (n, d, layers, cells) = (images.len(), g.feature_dim, g.layers, g.grid[0] * g.grid[1]);
-        let mut input = Vec::with_capacity(n * 3 * (h * w) as usize);
-        for image in images {
-            push_normalized(image, g, &mut input);
-        }
-        let tensor = Tensor::from_shape(&[n, 3, h as usize, w as usize], &input)
-            .map_err(|e| LoupeError::inference("image encoder input", e))?;
-        let out = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(|e| LoupeError::inference("image encoder", format!("{e:#}")))?;
-        let global = output_f32(&out[0], &[n, d], "image encoder output `global`")?;
-        let patches = output_f32(&out[1], &[n, layers, cells, d], "image encoder output `patch_tokens`")?;
-        let per_image = layers * cells * d;
-        Ok((0..n)
-            .map(|i| ImageFeatures {
-                global: global[i * d..(i + 1) * d].to_vec(),
-                patches: patches[i * per_image..(i + 1) * per_image].to_vec(),
-                layers,
-                grid_h: g.grid[0],
-                grid_w: g.grid[1],
-                dim: d,
-            })
-            .collect())
     }
 }

@@ -56,7 +56,8 @@ fn missing_bank() -> LoupeError {
 
 /// Builds the CLIP ONNX backbone of `model.dir`, or of the embedded default model when it is not configured.
 pub fn backbone_factory(cfg: &LoupeConfig) -> Result<Arc<dyn Backbone>> {
-    Ok(Arc::new(ClipOnnxBackbone::from_model_dir(&configured_model(cfg)?)?))
+    let threads = cfg.engine.thread_count();
+    Ok(Arc::new(ClipOnnxBackbone::with_settings(&configured_model(cfg)?, cfg.model.precision, threads)?))
 }
 
 /// Builds the prompt bank `prompts.bank` for the configured model. With neither `prompts.bank` nor `model.dir`

@@ -19,11 +19,12 @@ pub mod onnx;
 pub mod postprocess;
 pub mod preprocess;
 pub mod prompt_bank;
+pub mod row_softmax;
 pub mod text_encoder;
 pub mod tokenizer;
 
 pub use backbone::ClipOnnxBackbone;
 pub use components::{build_engine, register_builtins, register_plugin, registry};
-pub use model_dir::ModelDir;
+pub use model_dir::{ModelDir, PromptConvention};
 pub use postprocess::DapoPostProcessor;
 pub use prompt_bank::DapoPromptBank;

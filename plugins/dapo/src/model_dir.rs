@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use loupe_sdk::config::Precision;
 use loupe_sdk::{InputGeometry, Limits, LoupeError, Result};
 use serde::Deserialize;
 
@@ -96,6 +97,52 @@ pub struct TextTower {
     /// Deep text prompt tokens (0 = none).
     #[serde(default)]
     pub deep_prompts: usize,
+    /// How the text encoder runs the deep prompts, and so how a prompt is laid out (`loupe` when absent).
+    #[serde(default)]
+    pub prompt_convention: PromptConvention,
+    /// Blocks that receive their own deep prompts (all `layers` when absent): the bank's `text_deep_prompts` is
+    /// `[deep_prompt_layers, deep_prompts, width]`.
+    #[serde(default)]
+    pub deep_prompt_layers: Option<usize>,
+}
+
+impl TextTower {
+    /// Blocks that receive their own deep prompts.
+    pub fn deep_layers(&self) -> usize {
+        self.deep_prompt_layers.unwrap_or(self.layers)
+    }
+
+    /// Positions a prompt reserves after SOT for the deep prompts: `deep_prompts` in Loupe's convention, none in
+    /// the DAPO authors' (their text tower inserts the deep prompts into the sequence instead).
+    pub fn placeholders(&self) -> usize {
+        match self.prompt_convention {
+            PromptConvention::Loupe => self.deep_prompts,
+            PromptConvention::DapoAuthors => 0,
+        }
+    }
+}
+
+/// The text-side computation a model's `text_encoder.onnx` was exported with (`docs/model-format.md`, section 1).
+/// The encoder graph itself does the computation; the SDK only lays prompts out to match.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptConvention {
+    /// Loupe's: deep prompts replace placeholder tokens right after SOT, causal attention mask.
+    #[default]
+    Loupe,
+    /// The DAPO authors' code (`boschresearch/defect-aware-prompt-optimization`): deep prompts inserted after SOT,
+    /// no attention mask, pooled at the prompt's own end-of-text index (`loupe_tools.import_dapo` writes it).
+    DapoAuthors,
+}
+
+impl PromptConvention {
+    /// The name used in `loupe-model.json` and in prompt-bank metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loupe => "loupe",
+            Self::DapoAuthors => "dapo-authors",
+        }
+    }
 }
 
 /// Files of a model directory.
@@ -108,6 +155,11 @@ pub struct ModelFiles {
     pub text_encoder: String,
     /// Token-embedding table (safetensors).
     pub token_embedding: String,
+    /// The image encoder quantised to int8 (QDQ; `python -m loupe_tools.quantize`), used with
+    /// `model.precision = "int8"`. Not part of the model id: its features approximate the fp32 encoder's, so the
+    /// model's prompt banks serve both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_encoder_int8: Option<String>,
 }
 
 /// How errors and messages name the embedded default model: its files read
@@ -257,7 +309,10 @@ impl ModelDir {
         model.check().map_err(|reason| LoupeError::model(&path, reason))?;
         model.check_limits(&path)?;
         let files = &model.meta.files;
-        for name in [&files.image_encoder, &files.text_encoder, &files.token_embedding] {
+        for name in [&files.image_encoder, &files.text_encoder, &files.token_embedding]
+            .into_iter()
+            .chain(&files.image_encoder_int8)
+        {
             if !model.source.contains(name) {
                 return Err(LoupeError::model(model.source.label(name), format!("missing (named in {METADATA_FILE})")));
             }
@@ -349,12 +404,37 @@ impl ModelDir {
             format!("{}/{}", t.sot_token, t.eot_token),
         )?;
         expect(
-            t.context_length > 2 + t.deep_prompts,
+            t.context_length > 2 + t.placeholders(),
             "text.context_length",
-            format!("> {}", 2 + t.deep_prompts),
+            format!("> {}", 2 + t.placeholders()),
             t.context_length.to_string(),
         )?;
+        if let Some(d) = t.deep_prompt_layers {
+            expect(
+                (1..=t.layers).contains(&d),
+                "text.deep_prompt_layers",
+                format!("1 to text.layers ({})", t.layers),
+                d.to_string(),
+            )?;
+        }
         Ok(())
+    }
+
+    /// The image encoder file of `precision`: the fp32 encoder, or the int8 one the model must then name.
+    pub fn image_encoder_file(&self, precision: Precision) -> Result<&str> {
+        match precision {
+            Precision::Fp32 => Ok(&self.meta.files.image_encoder),
+            Precision::Int8 => self.meta.files.image_encoder_int8.as_deref().ok_or_else(|| LoupeError::Config {
+                file: None,
+                field: "model.precision".into(),
+                expected: format!(
+                    "\"fp32\", or a model with an int8 image encoder (files.image_encoder_int8 in {}; written by \
+                     python -m loupe_tools.quantize)",
+                    self.label(METADATA_FILE).display()
+                ),
+                found: "\"int8\"".into(),
+            }),
+        }
     }
 
     /// The geometry a backbone of this model declares.

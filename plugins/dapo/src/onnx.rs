@@ -28,6 +28,9 @@ pub fn load_plan(bytes: &[u8], origin: &Path, inputs: &[InputSpec<'_>], outputs:
     let mut model =
         tract_onnx::onnx().model_for_read(&mut &*bytes).map_err(|e| fail("not a readable ONNX model", e))?;
     let batch = model.sym("N");
+    // Without it tract cannot tell that `N x tokens x width` elements are many, and leaves multiplications by a
+    // scalar and same-shape ones on its generic broadcasting path (2 ns per value instead of 0.2).
+    model.symbols.add_assertion("N >= 1").map_err(|e| fail("batch axis", e))?;
     let names: Vec<&str> = inputs.iter().map(|i| i.name).collect();
     model.set_input_names(&names).map_err(|e| fail("expected inputs missing", e))?;
     model.select_outputs_by_name(outputs.iter().copied()).map_err(|e| fail("expected outputs missing", e))?;
@@ -39,7 +42,8 @@ pub fn load_plan(bytes: &[u8], origin: &Path, inputs: &[InputSpec<'_>], outputs:
             .map_err(|e| fail(&format!("input `{}`", spec.name), e))?;
     }
     let typed = model.into_typed().map_err(|e| fail("type analysis", e))?;
-    let optimized = typed.into_optimized().map_err(|e| fail("optimisation", e))?;
+    let mut optimized = typed.into_optimized().map_err(|e| fail("optimisation", e))?;
+    crate::row_softmax::use_row_softmax(&mut optimized).map_err(|e| fail("optimisation (softmax)", e))?;
     optimized.into_runnable().map_err(|e| fail("planning", e))
 }
 

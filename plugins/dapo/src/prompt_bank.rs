@@ -125,6 +125,14 @@ impl DapoPromptBank {
                     enc.tower.width
                 )));
             }
+            // A bank laid out for one convention gives wrong features under the other: refuse the mix.
+            let convention = meta.get("prompt_convention").map_or("loupe", String::as_str);
+            let want = enc.tower.prompt_convention.as_str();
+            if convention != want {
+                return Err(bad(format!(
+                    "metadata field `prompt_convention`: expected {want:?} (the model's text.prompt_convention), found {convention:?}"
+                )));
+            }
         }
         let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let context = |name: &str| -> Result<Context> {
@@ -145,7 +153,7 @@ impl DapoPromptBank {
         }
         let deep = match &encoder {
             Some(enc) if enc.tower.deep_prompts > 0 => {
-                let shape = [enc.tower.layers, enc.tower.deep_prompts, width];
+                let shape = [enc.tower.deep_layers(), enc.tower.deep_prompts, width];
                 Some(tensor_f32(&st, "text_deep_prompts", Some(&shape)).map_err(bad)?)
             }
             _ => None,
@@ -188,14 +196,15 @@ impl DapoPromptBank {
         &self.path
     }
 
-    /// Embeds the hybrid prompt of group `g`: `[SOT] [deep placeholders] [ctx] body [EOT] [pad]`, where `body`
+    /// Embeds the hybrid prompt of group `g`: `[SOT] [deep placeholders] [ctx] body [EOT] [pad]` (no placeholders in
+    /// the DAPO authors' convention, whose encoder inserts the deep prompts), where `body`
     /// holds the word's tokens (if any) and the suffix's, already fitted by [`fit_body`].
     fn embed(&self, enc: &TextEncoder, ctx: &Context, g: usize, body: &[u32]) -> EmbeddedPrompt {
         let t = &enc.tower;
         let w = t.width;
         let mut e = Vec::with_capacity(t.context_length * w);
         e.extend_from_slice(enc.token(t.sot_token));
-        e.resize(e.len() + t.deep_prompts * w, 0.0);
+        e.resize(e.len() + t.placeholders() * w, 0.0);
         e.extend_from_slice(ctx.group(g, w));
         for &id in body {
             e.extend_from_slice(enc.token(id));
@@ -218,7 +227,7 @@ impl DapoPromptBank {
                 None => (&self.normal, Vec::new(), &self.normal_suffix),
                 Some(word) => (&self.defect, self.tokenizer.encode(word), &self.defect_suffix),
             };
-            let room = t.context_length.saturating_sub(2 + t.deep_prompts + ctx.n_ctx);
+            let room = t.context_length.saturating_sub(2 + t.placeholders() + ctx.n_ctx);
             let body = fit_body(&word, &self.tokenizer.encode(suffix), room).map_err(|reason| {
                 LoupeError::Vocabulary(format!(
                     "{} prompt of `{}`: {reason}",

@@ -41,7 +41,7 @@ impl TextEncoder {
             inputs.push(InputSpec {
                 name: "deep_prompts",
                 datum: f32::datum_type(),
-                shape: vec![Some(tower.layers), Some(tower.deep_prompts), Some(w)],
+                shape: vec![Some(tower.deep_layers()), Some(tower.deep_prompts), Some(w)],
             });
         }
         let files = &model.meta.files;
@@ -90,7 +90,7 @@ impl TextEncoder {
             Tensor::from_shape(&[n], &eot).map_err(fail)?.into(),
         ];
         if self.tower.deep_prompts > 0 {
-            let shape = [self.tower.layers, self.tower.deep_prompts, w];
+            let shape = [self.tower.deep_layers(), self.tower.deep_prompts, w];
             let deep = deep.ok_or_else(|| {
                 LoupeError::Vocabulary("the model has deep text prompts but the prompt bank carries none".into())
             })?;

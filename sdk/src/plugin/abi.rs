@@ -84,7 +84,23 @@ pub struct LoupeHostApi {
             err: *mut LoupeErrorBuf,
         ) -> i32,
     >,
+    /// Writes a log record through the host's logger, so a plugin's warnings (a fallback, say) reach the user.
+    /// Appended after the first release: present only when `struct_size` covers it. `level` is one of the
+    /// `LOUPE_PLUGIN_LOG_*` values; `target` (e.g. the plugin's name) and `message` are NUL-terminated UTF-8.
+    /// Callable from any thread, during and after `register`, for as long as the process lives.
+    pub log: Option<unsafe extern "C" fn(level: i32, target: *const c_char, message: *const c_char)>,
 }
+
+/// Log levels of [`LoupeHostApi::log`]: an error.
+pub const LOUPE_PLUGIN_LOG_ERROR: i32 = 1;
+/// A warning.
+pub const LOUPE_PLUGIN_LOG_WARN: i32 = 2;
+/// Information.
+pub const LOUPE_PLUGIN_LOG_INFO: i32 = 3;
+/// Debugging detail.
+pub const LOUPE_PLUGIN_LOG_DEBUG: i32 = 4;
+/// Tracing detail.
+pub const LOUPE_PLUGIN_LOG_TRACE: i32 = 5;
 
 /// Creates an instance from the whole configuration as JSON (a component reads the fields it needs, e.g.
 /// `model.dir`, and its own options under `components.options`).

@@ -91,7 +91,8 @@ impl Registrar {
     fn host(&self) -> Result<&LoupeHostApi> {
         // SAFETY: the host passes a valid table for the duration of `register`.
         let host = unsafe { self.host.as_ref() }.ok_or_else(|| bad("null host API"))?;
-        if (host.struct_size as usize) < std::mem::size_of::<LoupeHostApi>() {
+        // The registration functions are what every host has; `log` was appended later (see `forward_logs`).
+        if (host.struct_size as usize) < std::mem::offset_of!(LoupeHostApi, log) {
             return Err(bad("host API table too small: host is older than this plugin"));
         }
         Ok(host)
@@ -167,7 +168,52 @@ pub unsafe fn run_register(
     err: *mut LoupeErrorBuf,
     register: fn(&mut Registrar) -> Result<()>,
 ) -> i32 {
-    guard(err, || register(&mut Registrar { host }))
+    guard(err, || {
+        // SAFETY: the host passes a valid table for the duration of `register`.
+        if let Some(host) = unsafe { host.as_ref() } {
+            forward_logs(host);
+        }
+        register(&mut Registrar { host })
+    })
+}
+
+/// The plugin's `log` records, written through the host's [`LoupeHostApi::log`].
+struct HostLogger(unsafe extern "C" fn(level: i32, target: *const c_char, message: *const c_char));
+
+impl log::Log for HostLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true // the host's logger filters
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = match record.level() {
+            log::Level::Error => LOUPE_PLUGIN_LOG_ERROR,
+            log::Level::Warn => LOUPE_PLUGIN_LOG_WARN,
+            log::Level::Info => LOUPE_PLUGIN_LOG_INFO,
+            log::Level::Debug => LOUPE_PLUGIN_LOG_DEBUG,
+            log::Level::Trace => LOUPE_PLUGIN_LOG_TRACE,
+        };
+        let (target, message) = (cstring(record.target()), cstring(&record.args().to_string()));
+        // SAFETY: the host's function, valid for the process's lifetime (ABI); both strings outlive the call.
+        unsafe { (self.0)(level, target.as_ptr(), message.as_ptr()) };
+    }
+
+    fn flush(&self) {}
+}
+
+/// Sends this plugin's `log` records to the host when the host offers a log function. The plugin has its own copy
+/// of the `log` crate's logger slot; a second registration (a host loading the plugin again) keeps the first.
+fn forward_logs(host: &LoupeHostApi) {
+    let end = std::mem::offset_of!(LoupeHostApi, log) + std::mem::size_of::<usize>();
+    if (host.struct_size as usize) < end {
+        return;
+    }
+    static LOGGER: std::sync::OnceLock<HostLogger> = std::sync::OnceLock::new();
+    if let Some(f) = host.log
+        && log::set_logger(LOGGER.get_or_init(|| HostLogger(f))).is_ok()
+    {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
 }
 
 /// A `'static` declaration with raw pointers, shareable because it is never written.

@@ -1,7 +1,7 @@
 //! Loading plugin libraries: every field of the declaration is checked before it is trusted, and a refusal names
 //! the file and the reason (not a plugin, ABI or SDK version mismatch, duplicate component, failed registration).
 
-use std::ffi::{OsStr, c_void};
+use std::ffi::{OsStr, c_char, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -253,6 +253,23 @@ register_fn!(
     add_postprocessor
 );
 
+/// [`LoupeHostApi::log`]: a plugin's log record, written through this process's logger.
+unsafe extern "C" fn host_log(level: i32, target: *const c_char, message: *const c_char) {
+    // A logger that panics must not unwind into the plugin.
+    let _ = std::panic::catch_unwind(|| {
+        let level = match level {
+            LOUPE_PLUGIN_LOG_ERROR => log::Level::Error,
+            LOUPE_PLUGIN_LOG_WARN => log::Level::Warn,
+            LOUPE_PLUGIN_LOG_INFO => log::Level::Info,
+            LOUPE_PLUGIN_LOG_DEBUG => log::Level::Debug,
+            _ => log::Level::Trace,
+        };
+        // SAFETY: the ABI's contract: NUL-terminated strings or null.
+        let (target, message) = unsafe { (read_str(target).unwrap_or("plugin"), read_str(message).unwrap_or("")) };
+        log::log!(target: target, level, "{message}");
+    });
+}
+
 impl Registry {
     /// Loads one plugin library and registers its components (all or none).
     pub fn load_plugin(&mut self, path: &Path) -> Result<Arc<PluginInfo>> {
@@ -294,6 +311,7 @@ impl Registry {
             register_backbone: Some(register_backbone),
             register_prompt_bank: Some(register_prompt_bank),
             register_postprocessor: Some(register_postprocessor),
+            log: Some(host_log),
         };
         let mut err = HostErrorBuf::default();
         let mut raw = err.raw();

@@ -45,12 +45,14 @@ class HybridPrompts(nn.Module):
         self.normal_context = nn.Parameter(torch.randn(groups, n_ctx, width, generator=gen) * CONTEXT_STD)
         self.defect_context = nn.Parameter(torch.randn(groups, n_ctx, width, generator=gen) * CONTEXT_STD)
         self.deep: Optional[nn.Parameter] = (
-            nn.Parameter(torch.randn(arch.text_layers, self.n_deep, width, generator=gen) * CONTEXT_STD)
+            nn.Parameter(torch.randn(model.text_deep_layers, self.n_deep, width, generator=gen) * CONTEXT_STD)
             if self.n_deep > 0
             else None
         )
-        layouts = [layout_prompt([], encode(NORMAL_SUFFIX), self.n_deep, n_ctx, arch.context_length)]
-        layouts += [layout_prompt(encode(w), encode(DEFECT_SUFFIX), self.n_deep, n_ctx, arch.context_length) for w in words]
+        self.convention = model.text_convention
+        holes = model.text_placeholders
+        layouts = [layout_prompt([], encode(NORMAL_SUFFIX), holes, n_ctx, arch.context_length)]
+        layouts += [layout_prompt(encode(w), encode(DEFECT_SUFFIX), holes, n_ctx, arch.context_length) for w in words]
         self.ctx_start = layouts[0].ctx_start
         self.ids: torch.Tensor  # buffers: annotated so type checkers know they are tensors
         self.eot: torch.Tensor
@@ -84,4 +86,5 @@ class HybridPrompts(nn.Module):
             text_deep_prompts=None if self.deep is None else self.deep.detach().cpu().numpy().astype(np.float32),
             text_features=text_features,
             name=name,
+            prompt_convention=self.convention,
         )
