@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// differences of scores and anomaly maps.
     #[arg(long)]
     against_fp32: bool,
+    /// Also time this backbone component (e.g. `ort-clip-onnx`) on the same batches, alternating with the first
+    /// run by run in this one process, so that both meet the same moments of a noisy machine.
+    #[arg(long)]
+    versus: Option<String>,
 }
 
 /// Timing summary in milliseconds per image.
@@ -87,6 +91,18 @@ struct BenchReport {
     /// `--against-fp32`: how far this precision's results are from fp32's.
     #[serde(skip_serializing_if = "Option::is_none")]
     against_fp32: Option<Difference>,
+    /// `--versus`: the other backbone's time on the same batches, alternating.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    versus: Option<Versus>,
+}
+
+/// Another backbone timed in alternation with the first.
+#[derive(Serialize)]
+struct Versus {
+    backbone_component: String,
+    backbone: Stats,
+    /// This backbone's median over the other's.
+    ratio: f64,
 }
 
 /// Largest absolute differences of one engine's results from another's over the same images.
@@ -138,6 +154,15 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
 fn bench(args: &BenchArgs) -> Result<BenchReport, LoupeError> {
     let cfg = configure(args)?;
     let engine = loupe_dapo::build_engine(&cfg)?;
+    let other = match &args.versus {
+        Some(name) => {
+            let mut other_cfg = cfg.clone();
+            other_cfg.components.backbone.clone_from(name);
+            Some(loupe_dapo::build_engine(&other_cfg)?)
+        }
+        None => None,
+    };
+    let mut other_ms = Vec::new();
     let batch = cfg.engine.batch_size;
     let repeat = args.repeat.unwrap_or(5 * args.images.len()).max(1);
     let per_image = |ms: f64| ms / batch as f64;
@@ -149,6 +174,13 @@ fn bench(args: &BenchArgs) -> Result<BenchReport, LoupeError> {
         let views: Vec<_> = decoded.iter().map(OwnedImage::view).collect();
         let (features, backbone_ms) = time(|| engine.encode(&views));
         let features = features?;
+        if let Some(other) = &other {
+            let (encoded, ms) = time(|| other.encode(&views));
+            encoded?;
+            if run >= args.warmup {
+                other_ms.push(per_image(ms));
+            }
+        }
         let outputs: Vec<_> = views.iter().map(|v| engine.output_size(v)).collect();
         let (detections, post_ms) = time(|| engine.postprocess(&features, &vec![None; features.len()], &outputs, None));
         detections?;
@@ -161,6 +193,11 @@ fn bench(args: &BenchArgs) -> Result<BenchReport, LoupeError> {
             end_to_end.push(per_image(decode_ms + pipeline_ms));
         }
     }
+    let backbone = Stats::of(backbone);
+    let versus = args.versus.as_ref().map(|name| {
+        let other = Stats::of(other_ms);
+        Versus { backbone_component: name.clone(), ratio: backbone.median_ms / other.median_ms, backbone: other }
+    });
     let end_to_end = Stats::of(end_to_end);
     let against_fp32 = if args.against_fp32 { Some(against_fp32(args, &cfg, &engine)?) } else { None };
     Ok(BenchReport {
@@ -171,13 +208,14 @@ fn bench(args: &BenchArgs) -> Result<BenchReport, LoupeError> {
         batch,
         threads: cfg.engine.thread_count(),
         precision: cfg.model.precision,
-        backbone: Stats::of(backbone),
+        backbone,
         postprocess: Stats::of(postprocess),
         pipeline: Stats::of(pipeline),
         images_per_s: 1e3 / end_to_end.median_ms,
         end_to_end,
         peak_rss_mb: peak_rss_mb(),
         against_fp32,
+        versus,
     })
 }
 

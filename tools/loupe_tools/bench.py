@@ -5,7 +5,7 @@ Peers, each measured in its own process (so its peak memory is its own), one aft
 - Loupe with ONNX Runtime (``loupe bench --backbone ort-clip-onnx``, the ``loupe-ort-backbone`` plugin);
 - ONNX Runtime alone (Python, ``InferenceSession.run`` of the same ``image_encoder.onnx`` on preprocessed input);
 - the PyTorch reference (``--torch-weights``): ``encode_image``, and its whole pipeline at batch 1.
-Settings: every ``--threads`` x ``--batches`` pair; with ``--int8``, the model's int8 encoder too (and the largest
+Settings: every ``--threads`` x ``--batches`` pair, ``--rounds`` times over (medians); with ``--int8``, the model's int8 encoder too (and the largest
 anomaly-map difference from fp32, measured by Loupe on its own maps). Prints Markdown tables and ratios; ``--json``
 keeps every number.
 
@@ -25,6 +25,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -173,6 +174,25 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def median_of(values: list[Any]) -> Any:
+    """Leaf by leaf, the median of several rounds' reports of one setting (numbers), else the first value."""
+    first = values[0]
+    if all(v == first for v in values):
+        return first
+    if isinstance(first, dict):
+        return {k: median_of([v[k] for v in values if isinstance(v, dict) and k in v]) for k in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return statistics.median(float(v) for v in values)
+    return first
+
+
+def measure_rounds(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``--rounds`` whole passes over every peer and setting, one after another, so that each peer meets the same
+    stretches of a noisy machine; every number is the median over the rounds."""
+    rounds = [measure(args) for _ in range(args.rounds)]
+    return [median_of([r[i] for r in rounds]) for i in range(len(rounds[0]))]
+
+
 def _f(x: Optional[float], digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -246,6 +266,22 @@ def speedups(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def at_input_size(images: Sequence[Path], info: dict[str, Any], folder: Path) -> list[Path]:
+    """Copies of ``images`` resized to the model's input size (PNG, RGB), in ``folder``."""
+    from PIL import Image
+
+    from .images import load_rgb8
+
+    h, w = info["image"]["input_size"]
+    out = []
+    for i, p in enumerate(images):
+        rgb = Image.fromarray(load_rgb8(p)).resize((w, h), Image.Resampling.BICUBIC)
+        q = folder / f"{i:03d}_{p.stem}.png"
+        rgb.save(q)
+        out.append(q)
+    return out
+
+
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     """The command line (also the workers')."""
     p = argparse.ArgumentParser(prog="python -m loupe_tools.bench", description=__doc__.split("\n\n")[0])
@@ -260,8 +296,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=1, help="whole passes, alternating the peers; medians over them")
     p.add_argument("--int8", action="store_true", help="also the model's int8 encoder (python -m loupe_tools.quantize)")
     p.add_argument("--embedded", action="store_true", help="Loupe runs its embedded default model (the same files as --model)")
+    p.add_argument("--at-input-size", action="store_true",
+                   help="first resize the images to the model's input size (PIL bicubic, into a temporary folder), so "
+                        "that no peer resamples and all see the same pixels")
     p.add_argument("--json", type=Path, help="write every measurement here")
     p.add_argument("--worker", choices=["ort", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -287,10 +327,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.worker == "torch":
         print(json.dumps(worker_torch(args)))
         return
-    rows = measure(args)
     info = json.loads((args.model / "loupe-model.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.at_input_size:
+            args.images = at_input_size(args.images, info, Path(tmp))
+        rows = measure_rounds(args)
     print(f"model: {info['name']} ({info['architecture']}, input {info['image']['input_size']}), {len(args.images)} image(s), "
-          f"{args.repeat} timed runs per setting, median ms per image")
+          f"{args.repeat} timed runs per setting, {args.rounds} round(s), median ms per image")
     print()
     print(markdown(rows))
     print()

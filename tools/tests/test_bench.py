@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loupe_tools.bench import batches_of, markdown, ratio, speedups, time_batches
+from loupe_tools.bench import batches_of, markdown, median_of, ratio, speedups, time_batches
 
 
 def test_batches_cycle_through_the_inputs_like_loupe_bench() -> None:
@@ -37,3 +37,8 @@ def test_tables_and_ratios_come_from_the_reports() -> None:
     assert "- loupe-tract fp32 batch 8: 2 threads give 1.80x the images/s of 1" in lines
     assert "- loupe-tract threads 1 batch 8: int8 encoder 2.00x faster than fp32" in lines
     assert ratio(None, 1.0) is None and ratio(1.0, 0.0) is None and ratio(3.0, 2.0) == 1.5
+
+
+def test_rounds_combine_leaf_by_leaf_into_medians() -> None:
+    rounds = [{"ort": {"backbone_ms": v}, "precision": "fp32", "threads": 1} for v in (30.0, 10.0, 20.0)]
+    assert median_of(rounds) == {"ort": {"backbone_ms": 20.0}, "precision": "fp32", "threads": 1}

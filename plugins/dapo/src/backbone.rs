@@ -17,10 +17,9 @@ pub enum PlanShape {
     /// [`PlanShape::PerImage`] for small encoders, [`PlanShape::Batch`] for large ones (see [`PER_IMAGE_MAX_BYTES`]).
     #[default]
     Auto,
-    /// One plan with a symbolic batch axis: a call's images run together, its matrix products spread over the
-    /// threads.
+    /// One plan with a symbolic batch axis: a call's images run together (in one group per thread).
     Batch,
-    /// A plan for one image, all shapes known: a call's images run one by one, spread over the threads.
+    /// A plan for one image, all shapes known: a call's images run one by one (in one group per thread).
     PerImage,
 }
 
@@ -37,8 +36,9 @@ pub struct ClipOnnxBackbone {
     geometry: InputGeometry,
     info: ComponentInfo,
     threads: usize,
-    /// tract's matrix products (and element-wise ops) spread over this many threads; each output tile is computed
-    /// by the same kernel whatever the thread count, so results are bit-identical across thread counts.
+    /// For one image on a batch plan: tract's matrix products (and element-wise ops) over `threads` threads; each
+    /// output tile is computed by the same kernel whatever the thread count, so results are bit-identical across
+    /// thread counts. One thread for a per-image plan.
     executor: Executor,
 }
 
@@ -81,8 +81,13 @@ impl ClipOnnxBackbone {
             id: model.meta.model_id.clone(),
         };
         let threads = threads.max(1);
-        let executor =
-            if threads > 1 { Executor::multithread_with_name(threads, "loupe-tract") } else { Executor::SingleThread };
+        // A small encoder's products are too small to split: one image of the default model took 47 ms on two
+        // threads against 37 on one (`docs/benchmarks.md`); its images are spread over the threads instead.
+        let executor = if threads > 1 && !per_image {
+            Executor::multithread_with_name(threads, "loupe-tract")
+        } else {
+            Executor::SingleThread
+        };
         Ok(Self { plan, per_image, geometry, info, threads, executor })
     }
 
@@ -100,22 +105,28 @@ impl ClipOnnxBackbone {
         Ok(split_outputs(&global, &patches, n, g))
     }
 
-    /// A per-image plan over several images: groups of them on scoped threads, each group one image at a time on
-    /// one thread (the same arithmetic as on one thread, so the same bits).
+    /// `images` on `executor`'s threads: all at once with a batch plan, one by one with a per-image plan.
+    fn run_group(&self, images: &[ImageView<'_>], executor: Executor) -> Result<Vec<ImageFeatures>> {
+        if !self.per_image {
+            return self.run(images, executor);
+        }
+        let mut out = Vec::with_capacity(images.len());
+        for image in images {
+            out.extend(self.run(std::slice::from_ref(image), executor.clone())?);
+        }
+        Ok(out)
+    }
+
+    /// Several images on scoped threads, one group each, every group on one thread (a per-image plan takes
+    /// the group's images one by one, a batch plan the whole group at once). The same arithmetic as on one
+    /// thread, so the same bits; and no synchronisation inside the encoder, so two threads give nearly twice the
+    /// images per second (a batch plan's matrix products split over threads gave 1.5x on ViT-B/16, batch 8).
     fn run_spread(&self, images: &[ImageView<'_>]) -> Result<Vec<ImageFeatures>> {
         let group = images.len().div_ceil(self.threads);
         let results: Vec<Result<Vec<ImageFeatures>>> = std::thread::scope(|scope| {
             let workers: Vec<_> = images
                 .chunks(group)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        let mut out = Vec::with_capacity(chunk.len());
-                        for image in chunk {
-                            out.extend(self.run(std::slice::from_ref(image), Executor::SingleThread)?);
-                        }
-                        Ok(out)
-                    })
-                })
+                .map(|chunk| scope.spawn(move || self.run_group(chunk, Executor::SingleThread)))
                 .collect();
             workers
                 .into_iter()
@@ -171,13 +182,10 @@ impl Backbone for ClipOnnxBackbone {
     fn encode(&self, images: &[ImageView<'_>]) -> Result<Vec<ImageFeatures>> {
         match images.len() {
             0 => Ok(Vec::new()),
-            _ if !self.per_image => self.run(images, self.executor.clone()),
+            // One image: its matrix products over the threads.
             1 => self.run(images, self.executor.clone()),
             _ if self.threads > 1 => self.run_spread(images),
-            _ => images.iter().try_fold(Vec::with_capacity(images.len()), |mut out, image| {
-                out.extend(self.run(std::slice::from_ref(image), Executor::SingleThread)?);
-                Ok(out)
-            }),
+            _ => self.run_group(images, Executor::SingleThread),
         }
     }
 }
