@@ -138,7 +138,7 @@ fn softmax_rows_any<const FMA: bool>(data: &mut [f32], row: usize) {
     }
 }
 
-/// `e^x` for `x <= 0` (a row value minus the row's maximum), relative error below 2e-7: `x = k ln 2 + r` with
+/// `e^x` for `x <= 0` (a row value minus the row's maximum), relative error below 3e-7 (2 ulp): `x = k ln 2 + r` with
 /// `|r| <= ln 2 / 2`, `e^r` by its Taylor polynomial of degree 6 (truncation below 2e-8), times `2^k`. Below -87
 /// the result is clamped to `e^-87` (1.6e-38), which is nothing beside a row's sum of at least 1.
 #[inline(always)]
@@ -174,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn the_exponential_is_within_2e7_relative_over_its_range_fused_or_not() {
+    fn the_exponential_is_within_3e7_relative_over_its_range_fused_or_not() {
         for fused in [false, true] {
             let exp = |x: f32| if fused { exp_non_positive::<true>(x) } else { exp_non_positive::<false>(x) };
             let mut worst = 0.0f64;
@@ -183,7 +183,7 @@ mod tests {
                 let (got, want) = (f64::from(exp(x)), f64::from(x).exp());
                 worst = worst.max(((got - want) / want).abs());
             }
-            assert!(worst < 2e-7, "fused {fused}: worst relative error {worst:e}");
+            assert!(worst < 3e-7, "fused {fused}: worst relative error {worst:e}");
             assert_eq!(exp(0.0), 1.0);
             assert!(exp(-1000.0) < 1e-37);
         }
