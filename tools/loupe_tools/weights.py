@@ -174,9 +174,12 @@ def save_reference_weights(model: LoupeClip, path: Path) -> None:
         "visual_prompts": str(model.visual.n_prompts),
         "text_deep_prompts": str(model.text_deep_prompts),
         "patch_features": model.visual.patch_features,
-        "text_convention": model.text_convention,
-        "text_deep_layers": str(model.text_deep_layers),
     }
+    # Only where they differ from Loupe's defaults, so that files written before these fields existed stay equal.
+    if model.text_convention != "loupe":
+        meta["text_convention"] = model.text_convention
+    if model.text_deep_layers != model.arch.text_layers:
+        meta["text_deep_layers"] = str(model.text_deep_layers)
     save_np(tensors, str(path), metadata=meta)
 
 

@@ -135,4 +135,4 @@ def test_regenerated_trained_fixture_matches_committed(tmp_path: Path) -> None:
         pytest.skip("no trained parity fixture")
     out = tmp_path / "trained"
     make_trained_fixture.main(["--out", str(out)])
-    assert_fixture_matches(out, TRAINED)
+    assert_fixture_matches(out, TRAINED, trained=True)
