@@ -182,7 +182,7 @@ struct HostLogger(unsafe extern "C" fn(level: i32, target: *const c_char, messag
 
 impl log::Log for HostLogger {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true // the host's logger filters
+        true // the host's logger filters further
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -212,7 +212,9 @@ fn forward_logs(host: &LoupeHostApi) {
     if let Some(f) = host.log
         && log::set_logger(LOGGER.get_or_init(|| HostLogger(f))).is_ok()
     {
-        log::set_max_level(log::LevelFilter::Trace);
+        // Info and above: below that, libraries in the plugin (tract logs every node it runs at trace level) would
+        // format records on their hot paths only for the host to drop them.
+        log::set_max_level(log::LevelFilter::Info);
     }
 }
 
