@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the fuzz targets: builds every target once (nightly, `cargo fuzz build -O`, AddressSanitizer), then runs
+# Runs the fuzz targets: builds every target once (nightly, `cargo fuzz build`, AddressSanitizer), then runs
 # each over its committed seeds (fuzz/corpus/<target>) and regressions (fuzz/regressions/<target>) followed by
 # random inputs, and fails if any target crashes, times out or runs out of memory. New inputs go to a scratch
 # corpus under the target directory, never into the committed seeds.
@@ -11,8 +11,9 @@
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs cargo-fuzz if missing. Honours
 # CARGO_TARGET_DIR (default: fuzz/target). SMOKE_SECONDS=0 only replays the seeds and regressions. FUZZ_TIMEOUT
 # (default 10 s, so that a slow CI machine does not turn a 1 s input into a false alarm) is libFuzzer's
-# per-input limit; FUZZ_RSS_MB (default 4096) its memory limit. Each target's statistics go to
-# <target dir>/smoke-<target>.log and one summary line per target to stdout.
+# per-input limit; FUZZ_RSS_MB (default 4096) its memory limit. FUZZ_BUILD=release (default, `-O`: the long runs)
+# or dev (unoptimised, for CI's replay and few seconds: it compiles in less time than the inputs it loses). Each
+# target's statistics go to <target dir>/smoke-<target>.log and one summary line per target to stdout.
 set -euo pipefail
 
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,9 +35,16 @@ mkdir -p "$target_dir"
 target_dir="$(cd "$target_dir" && pwd)"
 triple="$(rustc "+$toolchain" -vV | sed -n 's/^host: //p')"
 
+case "${FUZZ_BUILD:-release}" in
+    release) build_flags=(-O); profile=release ;;
+    # Line tables only, as the release profile keeps (fuzz/Cargo.toml); overflow checks are on in dev anyway.
+    dev) build_flags=(--dev); profile=debug; export CARGO_PROFILE_DEV_DEBUG=1 ;;
+    *) echo "smoke: FUZZ_BUILD must be release or dev, not '${FUZZ_BUILD}'" >&2; exit 2 ;;
+esac
+
 start=$(date +%s)
-cargo "+$toolchain" fuzz build -O --fuzz-dir "$fuzz_dir" --target-dir "$target_dir"
-echo "smoke: fuzz build took $(( $(date +%s) - start )) s"
+cargo "+$toolchain" fuzz build "${build_flags[@]}" --fuzz-dir "$fuzz_dir" --target-dir "$target_dir"
+echo "smoke: fuzz build (${FUZZ_BUILD:-release}) took $(( $(date +%s) - start )) s"
 
 # Target, longest input, extra libFuzzer options.
 targets=(
@@ -53,7 +61,7 @@ failed=()
 for entry in "${targets[@]}"; do
     read -r name max_len extra <<<"$entry"
     if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
-    bin="$target_dir/$triple/release/$name"
+    bin="$target_dir/$triple/$profile/$name"
     work="$target_dir/smoke-corpus/$name"
     mkdir -p "$work"
     dirs=("$work" "$fuzz_dir/corpus/$name")

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p loupe-dapo --example profile_encoder -- [MODEL_DIR] [--runs 20] [--batch 1] [--threads 1]
+//!     [--fixed-batch] [--unfused-attention]
 //! ```
 //! Without a model directory: the embedded default model.
 
@@ -13,13 +14,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use loupe_dapo::ModelDir;
-use loupe_dapo::onnx::{InputSpec, load_plan};
+use loupe_dapo::onnx::{InputSpec, Rewrites, load_plan_with};
 use tract_onnx::prelude::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut dir, mut runs, mut batch, mut threads, mut fixed) = (None, 20usize, 1usize, 1usize, false);
+    let mut rewrites = Rewrites::default();
     while let Some(a) = args.next() {
         let mut num = || args.next().and_then(|v| v.parse().ok()).expect("a number after the flag");
         match a.as_str() {
@@ -27,6 +29,7 @@ fn main() {
             "--batch" => batch = num(),
             "--threads" => threads = num(),
             "--fixed-batch" => fixed = true,
+            "--unfused-attention" => rewrites.fused_attention = false,
             _ => dir = Some(PathBuf::from(a)),
         }
     }
@@ -42,7 +45,9 @@ fn main() {
         shape: vec![fixed.then_some(batch), Some(3), Some(h as usize), Some(w as usize)],
     };
     let file = &model.meta.files.image_encoder;
-    let plan = load_plan(&model.read(file).unwrap(), &model.label(file), &[spec], &["global", "patch_tokens"]).unwrap();
+    let plan =
+        load_plan_with(&model.read(file).unwrap(), &model.label(file), &[spec], &["global", "patch_tokens"], rewrites)
+            .unwrap();
     let input: TValue = Tensor::zero::<f32>(&[batch, 3, h as usize, w as usize]).unwrap().into();
     let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
     let mut state = tract_onnx::tract_core::plan::SimpleState::new(&plan).unwrap();

@@ -14,6 +14,7 @@
 
 pub mod backbone;
 pub mod components;
+pub mod fused_attention;
 pub mod model_dir;
 pub mod onnx;
 pub mod postprocess;

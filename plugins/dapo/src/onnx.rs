@@ -19,10 +19,34 @@ pub struct InputSpec<'a> {
     pub shape: Vec<Option<usize>>,
 }
 
+/// Loupe's own rewrites of a tract plan, on by default (off only to measure what each brings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewrites {
+    /// `softmax(q k^T) v` as one op ([`crate::fused_attention`]).
+    pub fused_attention: bool,
+}
+
+impl Default for Rewrites {
+    fn default() -> Self {
+        Self { fused_attention: true }
+    }
+}
+
 /// Loads the ONNX model in `bytes` (read from `origin`, a path or an in-memory label: see
 /// [`ModelSource`](crate::model_dir::ModelSource)), fixes its inputs to `inputs` (one symbolic axis `N` allowed)
 /// and its outputs to `outputs`, and optimises it. Any failure is a [`LoupeError::Model`] naming `origin`.
 pub fn load_plan(bytes: &[u8], origin: &Path, inputs: &[InputSpec<'_>], outputs: &[&str]) -> Result<Plan> {
+    load_plan_with(bytes, origin, inputs, outputs, Rewrites::default())
+}
+
+/// [`load_plan`] with a choice of Loupe's rewrites.
+pub fn load_plan_with(
+    bytes: &[u8],
+    origin: &Path,
+    inputs: &[InputSpec<'_>],
+    outputs: &[&str],
+    rewrites: Rewrites,
+) -> Result<Plan> {
     let fail = |stage: &str, e: TractError| LoupeError::model(origin, format!("{stage}: {e:#}"));
     // From bytes, so files on disk and embedded ones load alike (Loupe's models carry no external data files).
     let mut model =
@@ -41,7 +65,12 @@ pub fn load_plan(bytes: &[u8], origin: &Path, inputs: &[InputSpec<'_>], outputs:
             .set_input_fact(ix, InferenceFact::dt_shape(spec.datum, shape))
             .map_err(|e| fail(&format!("input `{}`", spec.name), e))?;
     }
-    let typed = model.into_typed().map_err(|e| fail("type analysis", e))?;
+    let mut typed = model.into_typed().map_err(|e| fail("type analysis", e))?;
+    if rewrites.fused_attention {
+        // Before tract's simplifications, which split the second product along the queries wherever the tokens
+        // are sliced later (class token, visual prompts, patches).
+        crate::fused_attention::fuse_attention(&mut typed).map_err(|e| fail("optimisation (attention)", e))?;
+    }
     let mut optimized = typed.into_optimized().map_err(|e| fail("optimisation", e))?;
     crate::row_softmax::use_row_softmax(&mut optimized).map_err(|e| fail("optimisation (softmax)", e))?;
     optimized.into_runnable().map_err(|e| fail("planning", e))
