@@ -72,15 +72,6 @@ impl TypedOp for FusedAttention {
     as_op!();
 }
 
-/// Row-major strides of `shape`.
-fn strides(shape: &[usize]) -> TVec<isize> {
-    let mut s: TVec<isize> = tvec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1] as isize;
-    }
-    s
-}
-
 /// A tensor's base pointer, shared by the threads that write disjoint parts of it.
 #[derive(Clone, Copy)]
 struct SharedPtr(*mut f32);
@@ -112,7 +103,8 @@ impl EvalOp for FusedAttention {
         );
         let out_shape = self.output_shape(qs, vs);
         let mut out = Tensor::zero::<f32>(&out_shape)?;
-        let (q_st, k_st, v_st, o_st) = (strides(qs), strides(ks), strides(vs), strides(&out_shape));
+        let o_st = out.strides().to_vec();
+        let (q_st, k_st, v_st) = (q.strides(), k.strides(), v.strides());
         let (q_plain, k_plain, v_plain) = (q.try_as_plain_ram()?, k.try_as_plain_ram()?, v.try_as_plain_ram()?);
         let (q_data, k_data, v_data) =
             (q_plain.as_slice::<f32>()?, k_plain.as_slice::<f32>()?, v_plain.as_slice::<f32>()?);
@@ -124,7 +116,7 @@ impl EvalOp for FusedAttention {
                 let ix = (rest % size) as isize;
                 rest /= size;
                 for (o, (layout, st)) in
-                    offs.iter_mut().zip([(&self.q, &q_st), (&self.k, &k_st), (&self.v, &v_st), (&self.out, &o_st)])
+                    offs.iter_mut().zip([(&self.q, q_st), (&self.k, k_st), (&self.v, v_st), (&self.out, &o_st[..])])
                 {
                     *o += ix * st[layout.batch[i]];
                 }
