@@ -270,14 +270,12 @@ def at_input_size(images: Sequence[Path], info: dict[str, Any], folder: Path) ->
     """Copies of ``images`` resized to the model's input size (PNG, RGB), in ``folder``."""
     from PIL import Image
 
-    from .images import load_rgb8
+    from .images import rgb8_at_input_size
 
-    h, w = info["image"]["input_size"]
     out = []
     for i, p in enumerate(images):
-        rgb = Image.fromarray(load_rgb8(p)).resize((w, h), Image.Resampling.BICUBIC)
         q = folder / f"{i:03d}_{p.stem}.png"
-        rgb.save(q)
+        Image.fromarray(rgb8_at_input_size(p, info)).save(q)
         out.append(q)
     return out
 

@@ -36,13 +36,19 @@ def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> n
     return np.ascontiguousarray(((x - m) / s).transpose(2, 0, 1))
 
 
-def encoder_input(path: Path, info: dict[str, Any]) -> np.ndarray:
-    """``[1, 3, H, W]`` float32 for the image encoder of the model ``info`` (its ``loupe-model.json``): resized to
-    the input size (PIL bicubic; Loupe's own resize is Catmull-Rom, so pixels of resized images differ slightly),
-    CLIP-normalised."""
-    img = info["image"]
-    h, w = img["input_size"]
+def rgb8_at_input_size(path: Path, info: dict[str, Any]) -> np.ndarray:
+    """The image at ``path`` as ``[H, W, 3]`` uint8 at the input size of the model ``info`` (its
+    ``loupe-model.json``), resized with PIL bicubic where it differs (Loupe's own resize is Catmull-Rom, so pixels of
+    resized images differ slightly)."""
+    h, w = info["image"]["input_size"]
     rgb = load_rgb8(path)
     if rgb.shape[:2] != (h, w):
         rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BICUBIC))
-    return normalize(rgb, img["mean"], img["std"])[None]
+    return rgb
+
+
+def encoder_input(path: Path, info: dict[str, Any]) -> np.ndarray:
+    """``[1, 3, H, W]`` float32 for the image encoder of the model ``info``: at its input size
+    (:func:`rgb8_at_input_size`), CLIP-normalised."""
+    img = info["image"]
+    return normalize(rgb8_at_input_size(path, info), img["mean"], img["std"])[None]
